@@ -1,0 +1,1 @@
+//! Wegent-compatible development server.

@@ -1,0 +1,107 @@
+//! Runtime configuration of the core. Loading it (CLI flags, environment, config file) is the
+//! shell's job; see `src/settings.rs` for the CLI's precedence rules.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The package version, sent to the server as `executor_version`.
+pub const EXECUTOR_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Slot limits accepted by the server's `runtime_capacity.limit` (1..=20).
+pub const MIN_SLOTS: u8 = 1;
+pub const MAX_SLOTS: u8 = 20;
+pub const DEFAULT_SLOTS: u8 = 5;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Base URL of the Wegent backend (REST under `/api`), e.g. `https://wegent.example.com`.
+    pub backend_url: String,
+    /// Socket.IO base URL (`http(s)://` or `ws(s)://`); defaults to `backend_url`.
+    pub socket_url: Option<String>,
+    /// The executor home: device id, config, logs, task workspaces.
+    pub home: PathBuf,
+    pub device_id: String,
+    pub device_name: String,
+    pub session: SessionConfig,
+    pub tasks: TaskConfig,
+}
+
+impl Config {
+    pub fn socket_url(&self) -> &str {
+        self.socket_url.as_deref().unwrap_or(&self.backend_url)
+    }
+}
+
+/// Timings of the connection. Defaults follow protocol.md §10; tests shorten them.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub heartbeat_interval: Duration,
+    pub register_timeout: Duration,
+    pub heartbeat_ack_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub backoff: BackoffConfig,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval: Duration::from_secs(30),
+            register_timeout: Duration::from_secs(10),
+            heartbeat_ack_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            backoff: BackoffConfig::default(),
+        }
+    }
+}
+
+/// Reconnect backoff: exponential with full jitter, capped, reset after a stable period online.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackoffConfig {
+    pub initial: Duration,
+    pub max: Duration,
+    /// Online this long without a drop resets the backoff to `initial`.
+    pub stable_after: Duration,
+    /// Floor after the server said "Too many device connection attempts" (its window is 30 s).
+    pub rate_limited_floor: Duration,
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+            stable_after: Duration::from_secs(60),
+            rate_limited_floor: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How tasks run on this machine.
+#[derive(Debug, Clone)]
+pub struct TaskConfig {
+    /// Concurrent tasks (1..=20); more wait in a FIFO queue.
+    pub max_slots: u8,
+    /// The `claude` executable; `None` looks it up on `PATH`.
+    pub claude_path: Option<PathBuf>,
+    /// Wall-clock limit of one task run.
+    pub task_timeout: Duration,
+    /// Optional script run before each task; non-zero exit fails the task.
+    pub pre_execute_hook: Option<PathBuf>,
+    /// Whether the server may run commands here (`device:execute_command`).
+    pub allow_remote_commands: bool,
+    /// Events kept while the connection is down before old text deltas are dropped.
+    pub outbox_capacity: usize,
+}
+
+impl Default for TaskConfig {
+    fn default() -> Self {
+        Self {
+            max_slots: DEFAULT_SLOTS,
+            claude_path: None,
+            task_timeout: Duration::from_secs(60 * 60),
+            pre_execute_hook: None,
+            allow_remote_commands: true,
+            outbox_capacity: 10_000,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Starting the core. (Being written.)

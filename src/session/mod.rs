@@ -1,0 +1,1 @@
+//! The device session: connect, register, heartbeat, reconnect. (Being written.)

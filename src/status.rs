@@ -1,0 +1,116 @@
+//! What the core tells a shell (CLI or tray) and what a shell can ask of it.
+//!
+//! The core publishes [`DeviceStatus`] through a `tokio::sync::watch` (latest value wins; a shell
+//! renders it), one-off [`DeviceEvent`]s through a `broadcast` (things to notify about, which a
+//! `watch` could coalesce away), and takes [`Command`]s through an `mpsc`.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::token::{Token, TokenKind};
+
+/// The connection to the Wegent backend, as a user would describe it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Connection {
+    /// No token configured: nothing to connect with until the user gives one.
+    NoToken,
+    /// Connecting or registering (attempt counts from 1 since the last time online).
+    Connecting { attempt: u32 },
+    /// Registered and heartbeating.
+    Online,
+    /// Not connected; retrying at `retry_at` (`None`: not retrying by itself).
+    Offline {
+        reason: String,
+        retry_at: Option<SystemTime>,
+    },
+    /// The server refused the token. No retry until a new token is given.
+    TokenRejected { message: String },
+    /// The core has shut down.
+    Stopped,
+}
+
+/// A task currently holding a slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunningTask {
+    pub task_id: i64,
+    pub subtask_id: i64,
+    pub title: String,
+    pub started_at: SystemTime,
+}
+
+/// Slot usage as reported in heartbeats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Slots {
+    pub max: u8,
+    pub running: Vec<RunningTask>,
+    pub queued: usize,
+}
+
+impl Slots {
+    pub fn used(&self) -> usize {
+        self.running.len()
+    }
+}
+
+/// Everything a shell needs to render the device's state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceStatus {
+    pub connection: Connection,
+    pub device_id: String,
+    pub device_name: String,
+    pub server_url: String,
+    pub slots: Slots,
+    /// Kind of the configured token, if any.
+    pub token_kind: Option<TokenKind>,
+    /// JWT `exp` of the configured token (never verified locally).
+    pub token_expires_at: Option<SystemTime>,
+    /// Whether the server lists this device as the user's default (`None`: unknown, e.g. API-key
+    /// token or server not asked yet).
+    pub is_default: Option<bool>,
+    /// The last error of a user-requested action (set default, …), in words.
+    pub last_error: Option<String>,
+}
+
+/// Something worth telling the user about once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DeviceEvent {
+    TaskStarted {
+        task_id: i64,
+        title: String,
+    },
+    TaskCompleted {
+        task_id: i64,
+        title: String,
+    },
+    TaskFailed {
+        task_id: i64,
+        title: String,
+        reason: String,
+    },
+    TaskCancelled {
+        task_id: i64,
+        title: String,
+    },
+    /// The server registered this device (again).
+    Registered,
+}
+
+/// Requests from a shell to the core.
+#[derive(Debug)]
+pub enum Command {
+    /// Drop the connection and connect again now (resets backoff).
+    Restart,
+    /// Use this token from now on and reconnect (the shell has already stored it).
+    SetToken(Token),
+    /// Forget the token and disconnect.
+    ClearToken,
+    /// Ask the server to make this device the user's default (needs a login JWT).
+    SetDefault,
+    /// Refresh `is_default` from the server.
+    RefreshDefault,
+    /// Cancel running tasks (each gets a terminal event), disconnect politely and stop.
+    Shutdown,
+}
