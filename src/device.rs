@@ -1,1 +1,137 @@
-//! Starting the core. (Being written.)
+//! Starting the core: wires the session, task execution and the shell-facing channels.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::outbox::Outbox;
+use crate::session::{self, Identity, Session, SessionCommand, TaskPort};
+use crate::status::{Command, Connection, DeviceEvent, DeviceStatus, Slots};
+use crate::token::Token;
+
+/// The shell's side of a running core.
+pub struct DeviceHandle {
+    /// Latest status; render it.
+    pub status: watch::Receiver<DeviceStatus>,
+    /// Requests to the core.
+    pub commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<DeviceEvent>,
+    task: JoinHandle<()>,
+}
+
+impl DeviceHandle {
+    /// One-off events (task finished, …) from now on.
+    pub fn events(&self) -> broadcast::Receiver<DeviceEvent> {
+        self.events.subscribe()
+    }
+
+    /// Wait until the core has stopped (after [`Command::Shutdown`]).
+    pub async fn stopped(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// A fresh per-process id: the server requires every heartbeat to repeat the registered one, and a
+/// new process must not be mistaken for the old one.
+pub fn new_runtime_instance_id() -> String {
+    let bytes: [u8; 12] = rand::random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("runtime-{hex}")
+}
+
+/// Start the core with the given task executor on the current tokio runtime.
+pub fn start_with_tasks(
+    config: Config,
+    token: Option<Token>,
+    tasks: Arc<dyn TaskPort>,
+    outbox: Outbox,
+    events: broadcast::Sender<DeviceEvent>,
+) -> DeviceHandle {
+    let identity = Identity {
+        device_id: config.device_id.clone(),
+        device_name: config.device_name.clone(),
+        runtime_instance_id: new_runtime_instance_id(),
+    };
+    let slots_rx = tasks.slots();
+    let initial = DeviceStatus {
+        connection: if token.is_some() {
+            Connection::Connecting { attempt: 1 }
+        } else {
+            Connection::NoToken
+        },
+        device_id: identity.device_id.clone(),
+        device_name: identity.device_name.clone(),
+        server_url: config.backend_url.clone(),
+        slots: slots_rx.borrow().clone(),
+        token_kind: token.as_ref().map(Token::kind),
+        token_expires_at: token.as_ref().and_then(Token::expires_at),
+        is_default: None,
+        last_error: None,
+    };
+    let (status_tx, status_rx) = watch::channel(initial);
+    let status_tx = Arc::new(status_tx);
+    let (command_tx, command_rx) = mpsc::channel(16);
+    let (session_tx, session_rx) = mpsc::channel(16);
+
+    let session = Session {
+        socket_url: config.socket_url().to_owned(),
+        config: config.session.clone(),
+        identity,
+        tasks,
+        outbox,
+        status: status_tx.clone(),
+        events: events.clone(),
+    };
+    let current_token = Arc::new(Mutex::new(token.clone()));
+    let slots_forward = tokio::spawn(forward_slots(slots_rx, status_tx.clone()));
+    let commands = tokio::spawn(route_commands(command_rx, session_tx, current_token));
+    let task = tokio::spawn(async move {
+        session::run(session, token, session_rx).await;
+        slots_forward.abort();
+        commands.abort();
+    });
+    DeviceHandle {
+        status: status_rx,
+        commands: command_tx,
+        events,
+        task,
+    }
+}
+
+async fn forward_slots(mut slots: watch::Receiver<Slots>, status: Arc<watch::Sender<DeviceStatus>>) {
+    while slots.changed().await.is_ok() {
+        let current = slots.borrow_and_update().clone();
+        status.send_modify(|s| s.slots = current);
+    }
+}
+
+/// Shell commands: connection commands go to the session; account actions are handled here.
+async fn route_commands(
+    mut commands: mpsc::Receiver<Command>,
+    session: mpsc::Sender<SessionCommand>,
+    token: Arc<Mutex<Option<Token>>>,
+) {
+    while let Some(command) = commands.recv().await {
+        let forward = match command {
+            Command::Restart => SessionCommand::Restart,
+            Command::SetToken(t) => {
+                *token.lock().unwrap_or_else(|e| e.into_inner()) = Some(t.clone());
+                SessionCommand::SetToken(Some(t))
+            }
+            Command::ClearToken => {
+                *token.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                SessionCommand::SetToken(None)
+            }
+            Command::Shutdown => SessionCommand::Shutdown,
+            Command::SetDefault | Command::RefreshDefault => continue,
+        };
+        let stop = matches!(forward, SessionCommand::Shutdown);
+        if session.send(forward).await.is_err() || stop {
+            return;
+        }
+    }
+    // The shell dropped its sender: treat it as a request to stop.
+    let _ = session.send(SessionCommand::Shutdown).await;
+}

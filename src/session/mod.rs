@@ -1,1 +1,50 @@
-//! The device session: connect, register, heartbeat, reconnect. (Being written.)
+//! The device session: connect → `device:register` → heartbeats → reconnect with backoff.
+//!
+//! - [`machine`]: the decisions, a plain struct without I/O.
+//! - [`backoff`]: exponential backoff with full jitter.
+//! - [`payload`]: register/heartbeat payloads and ack reading.
+//! - [`runner`]: the event loop that owns the socket and drives the machine.
+//! - [`dispatch`]: what the device answers to server events.
+
+pub mod backoff;
+mod dispatch;
+pub mod machine;
+pub mod payload;
+mod runner;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::status::Slots;
+use crate::token::Token;
+
+pub use payload::Identity;
+pub use runner::{run, Session};
+
+/// What the session needs from task execution. [`crate::task::TaskManager`] implements it; tests
+/// of the session alone can drive slots directly through a stand-in.
+pub trait TaskPort: Send + Sync + 'static {
+    /// `task:execute` (a plain emit, no ack).
+    fn execute(&self, payload: Value);
+    /// `task:cancel` `{task_id, subtask_id}`.
+    fn cancel(&self, payload: &Value);
+    /// `task:close-session` `{task_id}`.
+    fn close_session(&self, payload: &Value);
+    /// `device:execute_command`: returns the ack object (protocol.md §6).
+    fn execute_command(&self, payload: Value) -> Pin<Box<dyn Future<Output = Value> + Send>>;
+    /// Running and queued tasks, updated on every change.
+    fn slots(&self) -> watch::Receiver<Slots>;
+    /// Cancel everything; every task's terminal event is in the outbox when this returns.
+    fn shutdown(&self) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// Requests to the session (the device facade turns shell [`crate::status::Command`]s into these).
+#[derive(Debug)]
+pub enum SessionCommand {
+    Restart,
+    SetToken(Option<Token>),
+    Shutdown,
+}
