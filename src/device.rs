@@ -135,3 +135,16 @@ async fn route_commands(
     // The shell dropped its sender: treat it as a request to stop.
     let _ = session.send(SessionCommand::Shutdown).await;
 }
+
+/// Start the core with Claude Code task execution (`crate::task::TaskManager`).
+pub fn start(config: Config, token: Option<Token>) -> DeviceHandle {
+    let outbox = Outbox::new(config.tasks.outbox_capacity);
+    let (events, _) = broadcast::channel(64);
+    let tasks = crate::task::TaskManager::new(
+        config.tasks.clone(),
+        config.home.clone(),
+        outbox.clone(),
+        events.clone(),
+    );
+    start_with_tasks(config, token, Arc::new(tasks), outbox, events)
+}

@@ -6,11 +6,17 @@
 //! tray app) talks to it through a `watch` of [`status::DeviceStatus`] and a command channel of
 //! [`status::Command`] (see [`device::start`]).
 
+pub mod cli;
 pub mod config;
 pub mod device;
+pub mod identity;
+pub mod keychain;
+pub mod logging;
 pub mod outbox;
 pub mod redact;
+pub mod rest;
 pub mod session;
+pub mod settings;
 pub mod sio;
 pub mod status;
 pub mod task;

@@ -1,1 +1,28 @@
-fn main() {}
+//! `wegent-executor`: the headless Wegent device. Everything but parsing and the exit code lives in
+//! [`wegent_executor::cli`].
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use wegent_executor::cli::{commands, Cli};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::execute(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", wegent_executor::redact::redact(&e.message));
+            ExitCode::from(e.code)
+        }
+    }
+}

@@ -1,1 +1,26 @@
-//! placeholder
+//! Wegent Device tray app: a thin shell over the executor core. Status comes from the core's
+//! `watch`, commands go into its channel; what the menu shows, which icon, which notification are
+//! pure functions (`menu_model`, `icon`, `notify_policy`, `token_check`) with unit tests.
+
+pub mod app;
+pub mod app_settings;
+pub mod autostart;
+pub mod bridge;
+pub mod cli_args;
+pub mod core_config;
+pub mod core_link;
+pub mod default_device;
+pub mod demo;
+pub mod icon;
+pub mod menu_actions;
+pub mod menu_ids;
+pub mod menu_model;
+pub mod notifier;
+pub mod notify_policy;
+pub mod shell;
+pub mod token_check;
+pub mod token_window;
+pub mod tray;
+
+#[cfg(test)]
+mod test_support;

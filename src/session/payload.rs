@@ -80,10 +80,9 @@ pub fn read_ack(args: &[Value]) -> AckVerdict {
 
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 120 {
-        format!("{}…", &s[..s.floor_char_boundary(120)])
-    } else {
-        s
+    match s.char_indices().nth(120) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s,
     }
 }
 

@@ -2,11 +2,23 @@
 //! OS trust store).
 //!
 //! - [`codec`]: pure bytes ↔ packets (Engine.IO and Socket.IO), no I/O.
-//! - [`client`]: one connection: handshake, namespace connect with `auth`, ping/pong, emit,
-//!   calls with ack and timeout, answering server calls.
+//! - [`endpoint`]: the user's server URL → the `ws(s)://…/socket.io/?EIO=4&transport=websocket`
+//!   endpoint (pure).
+//! - `handshake`: TCP, TLS (rustls + `ring`), WebSocket upgrade, Engine.IO OPEN, namespace
+//!   CONNECT with `auth`; every failure typed as a [`ConnectError`].
+//! - `connection`: the reader and writer tasks of an open connection (pings, acks, events).
+//! - [`client`]: the public API: [`connect`], [`Client`] (emit, call with timeout, disconnect)
+//!   and [`Ack`] for answering server calls.
+//!
+//! No proxy is used, whatever `HTTP(S)_PROXY` says: the device talks to its backend directly, like
+//! the Wegent executor (which sets `NO_PROXY` for loopback). Payloads are never logged, only
+//! packet kinds, event names, ack ids and sizes: payloads carry tokens and API keys.
 
 pub mod client;
 pub mod codec;
+mod connection;
+pub mod endpoint;
+mod handshake;
 
 use std::time::Duration;
 

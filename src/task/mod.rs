@@ -1,1 +1,25 @@
-//! Task execution. (Being written.)
+//! Task execution: `task:execute` → slot → workspace → `claude` → Responses events in the outbox.
+//!
+//! - [`payload`]: lenient reading of `task:execute`.
+//! - [`slots`]: which queued task may start (pure).
+//! - [`mapping`] + [`events`]: stream-json lines → Responses events (pure).
+//! - [`claude`]: arguments, environment and stdin of the CLI (pure).
+//! - [`runner`]: one turn's lifecycle; [`emitter`]: exactly one terminal event per turn.
+//! - [`manager`] (this module's [`TaskManager`]): queue, slots, cancel, shutdown.
+//! - [`command_rpc`]: `device:execute_command`; [`hook`]: the pre-execute hook.
+//! - [`process`]: process groups and stopping them; [`workspace`]: per-task directories.
+
+pub mod claude;
+pub mod command_rpc;
+mod emitter;
+pub mod events;
+pub mod hook;
+mod manager;
+pub mod mapping;
+pub mod payload;
+pub mod process;
+mod runner;
+pub mod slots;
+pub mod workspace;
+
+pub use manager::TaskManager;

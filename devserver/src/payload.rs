@@ -1,0 +1,107 @@
+//! The `task:execute` payload: the captured 72 KB sample from a real Wegent backend
+//! (`assets/task-execute.sample.json`), with this dispatch's ids, prompt, user and model filled in.
+
+use serde_json::{json, Value};
+
+use crate::config::ModelSettings;
+use crate::store::User;
+
+const SAMPLE: &str = include_str!("../assets/task-execute.sample.json");
+
+/// What varies per dispatch.
+pub struct ExecuteParams<'a> {
+    pub task_id: i64,
+    pub subtask_id: i64,
+    pub message_id: i64,
+    pub user_subtask_id: i64,
+    pub prompt: &'a str,
+    pub title: &'a str,
+    pub device_id: &'a str,
+    pub user: &'a User,
+    pub model: &'a ModelSettings,
+    pub backend_url: &'a str,
+    /// The per-turn task JWT (no `sub`).
+    pub auth_token: &'a str,
+    pub new_session: bool,
+}
+
+/// The sample with `p` filled in; every other key keeps its captured value.
+pub fn task_execute_payload(p: &ExecuteParams<'_>) -> Value {
+    let mut v: Value = serde_json::from_str(SAMPLE).expect("the embedded sample is valid JSON");
+    let o = v.as_object_mut().expect("the sample is an object");
+    let set = |o: &mut serde_json::Map<String, Value>, k: &str, val: Value| {
+        o.insert(k.to_string(), val);
+    };
+    set(o, "task_id", json!(p.task_id));
+    set(o, "subtask_id", json!(p.subtask_id));
+    set(o, "message_id", json!(p.message_id));
+    set(o, "user_subtask_id", json!(p.user_subtask_id));
+    set(o, "prompt", json!(p.prompt));
+    set(o, "task_title", json!(p.title));
+    set(o, "subtask_title", json!(p.title));
+    set(o, "device_id", json!(p.device_id));
+    set(o, "user_id", json!(p.user.id));
+    set(o, "user_name", json!(p.user.user_name));
+    set(o, "auth_token", json!(p.auth_token));
+    set(o, "backend_url", json!(p.backend_url));
+    set(o, "new_session", json!(p.new_session));
+    set(o, "request_id", json!(crate::random_token(4)));
+    set(o, "executor_name", json!(""));
+    set(o, "executor_namespace", json!(""));
+    if let Some(user) = o.get_mut("user").and_then(Value::as_object_mut) {
+        user.insert("id".into(), json!(p.user.id));
+        user.insert("name".into(), json!(p.user.user_name));
+    }
+    if let Some(mc) = o.get_mut("model_config").and_then(Value::as_object_mut) {
+        mc.insert("api_key".into(), json!(p.model.api_key));
+        mc.insert("base_url".into(), json!(p.model.base_url));
+        mc.insert("model_id".into(), json!(p.model.model_id));
+        if let Some(h) = mc.get_mut("default_headers").and_then(Value::as_object_mut) {
+            h.insert("user".into(), json!(p.user.user_name));
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fills_ids_prompt_and_model_and_keeps_the_rest() {
+        let user = User {
+            id: 7,
+            user_name: "alice".into(),
+        };
+        let model = ModelSettings {
+            base_url: "http://127.0.0.1:4000".into(),
+            api_key: "sk-x".into(),
+            model_id: "m1".into(),
+        };
+        let v = task_execute_payload(&ExecuteParams {
+            task_id: 11,
+            subtask_id: 22,
+            message_id: 2,
+            user_subtask_id: 21,
+            prompt: "say hi",
+            title: "t",
+            device_id: "dev-1",
+            user: &user,
+            model: &model,
+            backend_url: "http://127.0.0.1:1",
+            auth_token: "tok",
+            new_session: true,
+        });
+        assert_eq!(
+            (v["task_id"].as_i64(), v["subtask_id"].as_i64()),
+            (Some(11), Some(22))
+        );
+        assert_eq!(v["prompt"], "say hi");
+        assert_eq!(v["model_config"]["base_url"], "http://127.0.0.1:4000");
+        assert_eq!(v["model_config"]["api_key"], "sk-x");
+        assert_eq!(v["user"]["name"], "alice");
+        assert_eq!(v["bot"][0]["shell_type"], "ClaudeCode");
+        assert!(v.as_object().unwrap().len() > 90);
+        assert!(serde_json::to_vec(&v).unwrap().len() > 60_000);
+    }
+}

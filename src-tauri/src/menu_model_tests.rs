@@ -1,0 +1,232 @@
+use super::*;
+use crate::app_settings::AppSettings;
+use crate::test_support::{at, status, task};
+
+fn shell(settings: &AppSettings) -> ShellState<'_> {
+    ShellState {
+        settings,
+        keychain_problem: None,
+        server_configured: true,
+        demo_running: false,
+        quit_pending: false,
+        version: "0.1.0",
+    }
+}
+
+fn text_of(model: &MenuModel, wanted: &str) -> String {
+    match model.find(wanted) {
+        Some(
+            Entry::Item { text, .. } | Entry::Check { text, .. } | Entry::Submenu { text, .. },
+        ) => text.clone(),
+        other => panic!("no item {wanted}: {other:?}"),
+    }
+}
+
+#[test]
+fn headers_in_words() {
+    let settings = AppSettings::default();
+    let sh = shell(&settings);
+    let now = at(2000);
+    assert_eq!(
+        header(&status(Connection::Online, 5, 2), &sh, now),
+        "🟢 Online · 2/5 slots"
+    );
+    let mut busy = status(Connection::Online, 5, 5);
+    busy.slots.queued = 1;
+    assert_eq!(header(&busy, &sh, now), "🟡 Busy · 5/5 slots (1 queued)");
+    let offline = status(
+        Connection::Offline {
+            reason: "server unreachable".into(),
+            retry_at: Some(at(2008)),
+        },
+        5,
+        0,
+    );
+    assert_eq!(header(&offline, &sh, now), "🔴 Offline — retrying in 8 s");
+    let mut expired = status(
+        Connection::TokenRejected {
+            message: "Invalid or expired token".into(),
+        },
+        5,
+        0,
+    );
+    expired.token_expires_at = Some(at(1500));
+    assert_eq!(
+        header(&expired, &sh, now),
+        "Token expired — paste a new one"
+    );
+    expired.token_expires_at = Some(at(5000));
+    assert_eq!(
+        header(&expired, &sh, now),
+        "Token rejected — paste a new one"
+    );
+    assert_eq!(
+        header(
+            &status(Connection::Connecting { attempt: 3 }, 5, 0),
+            &sh,
+            now
+        ),
+        "🟠 Connecting… (attempt 3)"
+    );
+}
+
+#[test]
+fn countdown_rounds_up_and_never_shows_zero() {
+    let settings = AppSettings::default();
+    let sh = shell(&settings);
+    let s = status(
+        Connection::Offline {
+            reason: "x".into(),
+            retry_at: Some(at(2000) + Duration::from_millis(7200)),
+        },
+        5,
+        0,
+    );
+    assert_eq!(header(&s, &sh, at(2000)), "🔴 Offline — retrying in 8 s");
+    assert_eq!(header(&s, &sh, at(2008)), "🔴 Offline — retrying now");
+}
+
+#[test]
+fn unconfigured_app_offers_demo_and_token() {
+    let settings = AppSettings::default();
+    let mut sh = shell(&settings);
+    sh.server_configured = false;
+    let model = build(&status(Connection::NoToken, 5, 0), &sh, at(0));
+    assert_eq!(model.header, "Not set up — try the demo or paste a token");
+    assert!(model.find(id::DEMO).is_some());
+    assert!(model.find(id::PASTE_TOKEN).is_some());
+    // A configured, connected device does not push the demo.
+    let sh = shell(&settings);
+    assert!(build(&status(Connection::Online, 5, 0), &sh, at(0))
+        .find(id::DEMO)
+        .is_none());
+}
+
+#[test]
+fn keychain_problem_is_said_plainly() {
+    let settings = AppSettings::default();
+    let mut sh = shell(&settings);
+    sh.keychain_problem = Some("No keychain service is running: install gnome-keyring");
+    let model = build(&status(Connection::NoToken, 5, 0), &sh, at(0));
+    assert!(model.header.contains("Keychain unavailable"));
+    assert_eq!(
+        text_of(&model, id::DETAIL),
+        "No keychain service is running: install gnome-keyring"
+    );
+}
+
+#[test]
+fn default_device_item_explains_why_it_is_disabled() {
+    let settings = AppSettings::default();
+    let sh = shell(&settings);
+    let mut s = status(Connection::Online, 5, 0);
+    s.is_default = Some(true);
+    let m = build(&s, &sh, at(0));
+    assert_eq!(
+        m.find(id::DEFAULT_DEVICE),
+        Some(&Entry::check(
+            id::DEFAULT_DEVICE,
+            "⭐ Default device",
+            true,
+            true
+        ))
+    );
+    assert_eq!(text_of(&m, id::DEVICE), "Linux - build-box ⭐");
+    s.token_kind = Some(TokenKind::ApiKey);
+    let m = build(&s, &sh, at(0));
+    assert!(text_of(&m, id::DEFAULT_DEVICE).contains("API keys can't"));
+    assert!(matches!(
+        m.find(id::DEFAULT_DEVICE),
+        Some(Entry::Check { enabled: false, .. })
+    ));
+    let off = status(
+        Connection::Offline {
+            reason: "x".into(),
+            retry_at: None,
+        },
+        5,
+        0,
+    );
+    assert!(text_of(&build(&off, &sh, at(0)), id::DEFAULT_DEVICE).contains("server unreachable"));
+}
+
+#[test]
+fn running_tasks_show_title_and_elapsed() {
+    let settings = AppSettings::default();
+    let sh = shell(&settings);
+    let mut s = status(Connection::Online, 5, 0);
+    s.slots.running = vec![task(7, "Fix the\nlogin bug", at(1000))];
+    let m = build(&s, &sh, at(1000 + 125));
+    assert_eq!(text_of(&m, id::TASKS), "Running tasks (1)");
+    assert_eq!(text_of(&m, "task.7.70"), "Fix the login bug — 2:05");
+    let later = build(&s, &sh, at(1000 + 3725));
+    assert_eq!(text_of(&later, "task.7.70"), "Fix the login bug — 1:02:05");
+}
+
+#[test]
+fn slot_and_elapsed_changes_keep_the_shape_task_changes_do_not() {
+    let settings = AppSettings::default();
+    let sh = shell(&settings);
+    let a = build(&status(Connection::Online, 5, 1), &sh, at(2000));
+    let b = build(&status(Connection::Online, 5, 1), &sh, at(2100));
+    assert_ne!(a, b, "elapsed time changes a text");
+    assert_eq!(a.shape(), b.shape());
+    let mut busy = status(Connection::Online, 1, 1);
+    busy.slots.queued = 3;
+    assert_eq!(
+        build(&busy, &sh, at(2000)).shape(),
+        a.shape(),
+        "header text only"
+    );
+    let c = build(&status(Connection::Online, 5, 2), &sh, at(2000));
+    assert_ne!(a.shape(), c.shape(), "a new task adds an item");
+}
+
+#[test]
+fn notification_switches_and_autostart_reflect_settings() {
+    let mut settings = AppSettings {
+        start_at_login: true,
+        ..Default::default()
+    };
+    settings.notifications.set(NotifyKind::Connection, false);
+    let sh = shell(&settings);
+    let m = build(&status(Connection::Online, 5, 0), &sh, at(0));
+    assert!(matches!(
+        m.find(id::START_AT_LOGIN),
+        Some(Entry::Check { checked: true, .. })
+    ));
+    assert!(matches!(
+        m.find("notify.connection"),
+        Some(Entry::Check { checked: false, .. })
+    ));
+    assert!(matches!(
+        m.find("notify.task_failed"),
+        Some(Entry::Check { checked: true, .. })
+    ));
+}
+
+#[test]
+fn quit_asks_for_confirmation_only_with_running_tasks() {
+    let window = Duration::from_secs(10);
+    assert_eq!(on_quit_click(0, None, at(5), window), QuitDecision::QuitNow);
+    assert_eq!(
+        on_quit_click(2, None, at(5), window),
+        QuitDecision::AskToConfirm
+    );
+    assert_eq!(
+        on_quit_click(2, Some(at(0)), at(5), window),
+        QuitDecision::QuitNow
+    );
+    assert_eq!(
+        on_quit_click(2, Some(at(0)), at(60), window),
+        QuitDecision::AskToConfirm
+    );
+    let settings = AppSettings::default();
+    let mut sh = shell(&settings);
+    sh.quit_pending = true;
+    let m = build(&status(Connection::Online, 5, 2), &sh, at(0));
+    assert_eq!(
+        text_of(&m, id::QUIT),
+        "Quit and cancel 2 running tasks? Click again to confirm"
+    );
+}

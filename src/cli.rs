@@ -1,0 +1,197 @@
+//! The `wegent-executor` command line: clap definitions ([`Cli`]), status text ([`render`]) and
+//! the subcommands ([`commands`], `run`). `src/main.rs` only parses and hands over.
+
+pub mod commands;
+pub mod render;
+mod run;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::settings::Overrides;
+
+const AFTER_HELP: &str = "\
+Settings precedence (first wins):
+  command-line flag > environment variable > config.toml > default
+
+Environment:
+  WEGENT_TOKEN (or WEGENT_AUTH_TOKEN)  login JWT or API key (wg-…)
+  WEGENT_BACKEND_URL                   e.g. https://wegent.example.com
+  WEGENT_SOCKET_URL                    Socket.IO URL, if not the backend URL
+  WEGENT_EXECUTOR_HOME                 executor home (~/.wegent-executor)
+  DEVICE_ID, DEVICE_NAME               override the device id / name
+  WEGENT_PASSWORD                      password for `login` (else prompted)
+  WEGENT_NO_KEYCHAIN=1                 never use the OS keychain
+  RUST_LOG                             log filter (overrides log_level)
+
+Token (first wins):
+  --token > WEGENT_TOKEN > WEGENT_AUTH_TOKEN > OS keychain
+  The keychain holds what `login` or the tray app stored. --token is
+  visible to other local users (ps): prefer the environment or keychain.
+
+config.toml in the executor home; keys, all optional:
+  backend_url, socket_url, device_name
+  max_slots (1..20, default 5)
+  claude_path (default: `claude` on PATH)
+  task_timeout_secs (default 3600)
+  pre_execute_hook (script run before each task)
+  allow_remote_commands (default true)
+  log_level (default info)
+The token is never read from the config file.
+
+No server yet? Start `wegent-devserver` and use the URL and token it prints.";
+
+/// Wegent Device: run AI coding tasks from a Wegent server on this machine.
+#[derive(Debug, Parser)]
+#[command(name = "wegent-executor", version, after_long_help = AFTER_HELP)]
+#[command(after_help = "See --help for environment variables, config.toml keys and precedence.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Commands>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Run as a local device connected to a Wegent server.
+    Local,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Executor mode (only `local`; accepted for compatibility with the Wegent executor).
+    #[arg(long, value_enum, default_value_t = Mode::Local, global = true)]
+    pub mode: Mode,
+    /// Device token (login JWT or wg- API key). Visible in `ps`: prefer WEGENT_TOKEN.
+    #[arg(long, value_name = "TOKEN", global = true)]
+    pub token: Option<String>,
+    /// Wegent server URL [env: WEGENT_BACKEND_URL].
+    #[arg(long, value_name = "URL", global = true)]
+    pub backend_url: Option<String>,
+    /// Socket.IO URL when it differs from the backend URL [env: WEGENT_SOCKET_URL].
+    #[arg(long, value_name = "URL", global = true)]
+    pub socket_url: Option<String>,
+    /// Executor home: device id, config.toml, logs [env: WEGENT_EXECUTOR_HOME].
+    #[arg(long, value_name = "DIR", global = true)]
+    pub home: Option<PathBuf>,
+    /// Display name of this device (1..100 characters) [env: DEVICE_NAME].
+    #[arg(long, value_name = "NAME", global = true)]
+    pub device_name: Option<String>,
+    /// Concurrent tasks, 1..20 (default 5).
+    #[arg(long, value_name = "N", global = true)]
+    pub max_slots: Option<i64>,
+    /// The `claude` executable (default: found on PATH).
+    #[arg(long, value_name = "PATH", global = true)]
+    pub claude_path: Option<PathBuf>,
+    /// Wall-clock limit of one task, in seconds (default 3600).
+    #[arg(long, value_name = "SECS", global = true)]
+    pub task_timeout_secs: Option<u64>,
+    /// Script run before each task; a non-zero exit fails the task.
+    #[arg(long, value_name = "PATH", global = true)]
+    pub pre_execute_hook: Option<PathBuf>,
+    /// Refuse commands sent by the server (device:execute_command).
+    #[arg(long, global = true)]
+    pub no_remote_commands: bool,
+    /// Log filter: error, warn, info, debug, trace or RUST_LOG-style directives.
+    #[arg(long, value_name = "LEVEL", global = true)]
+    pub log_level: Option<String>,
+    /// More detail on stderr (-v info, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Commands {
+    /// Connect to the server and run tasks until stopped (the default).
+    Run,
+    /// Print the resolved settings, device id and name, and the token's kind and expiry.
+    Status,
+    /// Sign in with a user name and password and store the login token in the OS keychain.
+    Login {
+        /// Wegent user name.
+        #[arg(long, short)]
+        user: String,
+    },
+    /// Remove the stored token from the OS keychain.
+    Logout,
+    /// List your devices on the server (needs a login token).
+    Devices,
+    /// Make a device your default on the server (default: this device).
+    SetDefault {
+        /// Device id (default: this device).
+        device_id: Option<String>,
+    },
+    /// Remove a device from your list on the server (it returns when it registers again).
+    DeleteDevice {
+        /// Device id.
+        device_id: String,
+    },
+    /// Give this machine a new random device id (e.g. after cloning a machine or VM image).
+    ResetDeviceId,
+}
+
+impl Cli {
+    /// The subcommand, `run` when none is given.
+    pub fn selected(&self) -> Commands {
+        self.command.clone().unwrap_or(Commands::Run)
+    }
+
+    /// The settings given as flags.
+    pub fn overrides(&self) -> Overrides {
+        let g = &self.global;
+        Overrides {
+            home: g.home.clone(),
+            backend_url: g.backend_url.clone(),
+            socket_url: g.socket_url.clone(),
+            device_name: g.device_name.clone(),
+            max_slots: g.max_slots,
+            claude_path: g.claude_path.clone(),
+            task_timeout_secs: g.task_timeout_secs,
+            pre_execute_hook: g.pre_execute_hook.clone(),
+            no_remote_commands: g.no_remote_commands,
+            log_level: g.log_level.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_is_the_default_and_globals_work_after_subcommands() {
+        let cli = Cli::parse_from([
+            "wegent-executor",
+            "--mode",
+            "local",
+            "--backend-url",
+            "http://x",
+        ]);
+        assert!(matches!(cli.selected(), Commands::Run));
+        assert_eq!(cli.overrides().backend_url.as_deref(), Some("http://x"));
+        let cli = Cli::parse_from(["wegent-executor", "status", "--home", "/tmp/h", "-vv"]);
+        assert!(matches!(cli.selected(), Commands::Status));
+        assert_eq!(cli.global.verbose, 2);
+        assert_eq!(cli.overrides().home, Some(PathBuf::from("/tmp/h")));
+        let cli = Cli::parse_from(["wegent-executor", "login", "--user", "admin"]);
+        assert!(matches!(cli.selected(), Commands::Login { user } if user == "admin"));
+        assert!(Cli::try_parse_from(["wegent-executor", "--mode", "cloud"]).is_err());
+    }
+
+    #[test]
+    fn long_help_documents_precedence_and_sources() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("command-line flag > environment variable > config.toml > default"));
+        assert!(help.contains("WEGENT_TOKEN") && help.contains("keychain"));
+        assert!(help.contains("max_slots (1..20, default 5)"));
+        assert!(help.contains("wegent-devserver"));
+    }
+}

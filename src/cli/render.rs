@@ -1,0 +1,449 @@
+//! Words for what the CLI prints: the device's state, events, the token, device lists. Pure
+//! functions of their inputs (and `now`), so every phrasing is unit-tested.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::identity::DeviceId;
+use crate::rest::DeviceInfo;
+use crate::settings::{Settings, Source, Sourced};
+use crate::status::{Connection, DeviceEvent, DeviceStatus};
+use crate::token::{Token, TokenKind};
+
+/// One line for the state, e.g. `Online · 0/5 slots` or `Offline — retrying in 8 s: refused`.
+pub fn status_line(status: &DeviceStatus, now: SystemTime) -> String {
+    match &status.connection {
+        Connection::NoToken => {
+            "No token — set WEGENT_TOKEN or run `wegent-executor login`".to_owned()
+        }
+        Connection::Connecting { attempt } if *attempt <= 1 => {
+            format!("Connecting to {}…", status.server_url)
+        }
+        Connection::Connecting { attempt } => {
+            format!("Connecting to {}… (attempt {attempt})", status.server_url)
+        }
+        Connection::Online => {
+            let slots = &status.slots;
+            let (used, max) = (slots.used(), usize::from(slots.max));
+            let word = if max > 0 && used >= max { "Busy" } else { "Online" };
+            let queued = match slots.queued {
+                0 => String::new(),
+                n => format!(" ({n} queued)"),
+            };
+            format!("{word} · {used}/{max} slots{queued}")
+        }
+        Connection::Offline { reason, retry_at } => match retry_at {
+            Some(at) => {
+                let wait = at.duration_since(now).unwrap_or_default();
+                format!("Offline — retrying in {}: {reason}", duration(round_up_secs(wait)))
+            }
+            None => format!("Offline: {reason}"),
+        },
+        Connection::TokenRejected { message } => format!(
+            "Token rejected by the server: {message} — get a new token (`wegent-executor login`, or a new API key) and start again"
+        ),
+        Connection::Stopped => "Stopped".to_owned(),
+    }
+}
+
+/// The `status` report of the settings: one line per setting, with where it came from.
+pub fn settings_report(settings: &Settings, id: &DeviceId, name: &str) -> Vec<String> {
+    fn shown<T>(v: &Option<Sourced<T>>, show: impl Fn(&T) -> String, none: &str) -> String {
+        v.as_ref().map_or(none.to_owned(), |s| {
+            format!("{} ({})", show(&s.value), s.source)
+        })
+    }
+    let path = |p: &std::path::PathBuf| p.display().to_string();
+    let found = if settings.config_file_found {
+        "found"
+    } else {
+        "not found"
+    };
+    let name_from = settings
+        .device_name
+        .as_ref()
+        .map_or(Source::Default, |s| s.source);
+    let remote = &settings.allow_remote_commands;
+    let rows = [
+        (
+            "Home",
+            format!(
+                "{} ({})",
+                settings.home.value.display(),
+                settings.home.source
+            ),
+        ),
+        (
+            "Config file",
+            format!("{} ({found})", settings.config_file.display()),
+        ),
+        (
+            "Server",
+            shown(
+                &settings.backend_url,
+                String::clone,
+                "not configured — set WEGENT_BACKEND_URL or backend_url (try `wegent-devserver`)",
+            ),
+        ),
+        (
+            "Socket.IO URL",
+            shown(&settings.socket_url, String::clone, "same as the server"),
+        ),
+        ("Device id", format!("{} ({})", id.id, id.source.describe())),
+        ("Device name", format!("{name} ({name_from})")),
+        (
+            "Slots",
+            format!(
+                "{} ({})",
+                settings.max_slots.value, settings.max_slots.source
+            ),
+        ),
+        (
+            "Claude CLI",
+            shown(&settings.claude_path, path, "`claude` on PATH"),
+        ),
+        (
+            "Task timeout",
+            format!(
+                "{} ({})",
+                duration(settings.task_timeout.value),
+                settings.task_timeout.source
+            ),
+        ),
+        (
+            "Pre-task hook",
+            shown(&settings.pre_execute_hook, path, "none"),
+        ),
+        (
+            "Remote commands",
+            format!(
+                "{} ({})",
+                if remote.value { "allowed" } else { "refused" },
+                remote.source
+            ),
+        ),
+        (
+            "Logs",
+            settings
+                .home
+                .value
+                .join(crate::logging::LOG_DIR)
+                .display()
+                .to_string(),
+        ),
+    ];
+    let mut lines = vec![format!(
+        "Wegent Device — wegent-executor {}",
+        crate::config::EXECUTOR_VERSION
+    )];
+    lines.extend(rows.iter().map(|(label, value)| labelled(label, value)));
+    lines
+}
+
+/// `  Label:           value`, aligned like the rest of the `status` report.
+pub fn labelled(label: &str, value: &str) -> String {
+    format!("  {:<17}{value}", format!("{label}:"))
+}
+
+/// One line for a task event.
+pub fn event_line(event: &DeviceEvent) -> String {
+    match event {
+        DeviceEvent::TaskStarted { task_id, title } => format!("Task {task_id} started: {title}"),
+        DeviceEvent::TaskCompleted { task_id, title } => {
+            format!("Task {task_id} completed: {title}")
+        }
+        DeviceEvent::TaskFailed {
+            task_id,
+            title,
+            reason,
+        } => format!("Task {task_id} failed: {title} — {reason}"),
+        DeviceEvent::TaskCancelled { task_id, title } => {
+            format!("Task {task_id} cancelled: {title}")
+        }
+        DeviceEvent::Registered => "Registered with the server".to_owned(),
+    }
+}
+
+/// What a token is, never the token: `login token for admin, expires in 6 d 23 h (…)`.
+pub fn token_summary(token: &Token, now: SystemTime) -> String {
+    let kind = match token.kind() {
+        TokenKind::ApiKey => format!("API key {}", token.hint()),
+        TokenKind::Jwt => match token.user_name() {
+            Some(user) => format!("login token for {user}"),
+            None => "login token".to_owned(),
+        },
+    };
+    let expiry = match (token.kind(), token.expires_at()) {
+        (TokenKind::ApiKey, _) => "expiry managed by the server".to_owned(),
+        (TokenKind::Jwt, None) => "no expiry".to_owned(),
+        (TokenKind::Jwt, Some(at)) => match at.duration_since(now) {
+            Ok(left) => format!("expires in {} ({})", duration(left), utc(at)),
+            Err(past) => format!("EXPIRED {} ago ({})", duration(past.duration()), utc(at)),
+        },
+    };
+    format!("{kind}, {expiry}")
+}
+
+/// Login tokens are warned about this long before they expire (they last 7 days).
+pub const EXPIRY_WARNING: Duration = Duration::from_secs(24 * 3600);
+
+/// A warning when a login token expires within [`EXPIRY_WARNING`]: the open connection outlives
+/// `exp`, but any reconnect after it is refused.
+pub fn expiry_warning(token: &Token, now: SystemTime) -> Option<String> {
+    let left = token.expires_at()?.duration_since(now).ok()?;
+    (left <= EXPIRY_WARNING).then(|| {
+        format!(
+            "warning: the login token expires in {}; the device stays connected, but cannot reconnect after that. Sign in again with `wegent-executor login --user NAME`.",
+            duration(left)
+        )
+    })
+}
+
+/// Whether a JWT has expired by the local clock (API keys never do here).
+pub fn token_expired(token: &Token, now: SystemTime) -> bool {
+    token.expires_at().is_some_and(|at| at <= now)
+}
+
+/// A row of `wegent-executor devices`.
+pub fn device_row(d: &DeviceInfo, this_device: Option<&str>) -> String {
+    let state = match d.status.as_str() {
+        "online" => "🟢 online ",
+        "busy" => "🟡 busy   ",
+        _ => "🔴 offline",
+    };
+    let star = if d.is_default { "⭐" } else { "  " };
+    let slots = if d.slot_max > 0 {
+        format!("{}/{} slots", d.slot_used, d.slot_max)
+    } else {
+        "   -     ".to_owned()
+    };
+    let this = if this_device == Some(d.device_id.as_str()) {
+        "  ← this device"
+    } else {
+        ""
+    };
+    format!(
+        "{star} {state}  {slots:<10}  {}  ({}){this}",
+        d.name, d.device_id
+    )
+}
+
+/// `6 d 23 h`, `3 h 5 min`, `4 min 10 s`, `8 s`.
+pub fn duration(d: Duration) -> String {
+    let s = d.as_secs();
+    let (days, hours, mins, secs) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    match () {
+        _ if days > 0 => format!("{days} d {hours} h"),
+        _ if hours > 0 => format!("{hours} h {mins} min"),
+        _ if mins > 0 => format!("{mins} min {secs} s"),
+        _ => format!("{secs} s"),
+    }
+}
+
+/// `2026-11-29 06:30 UTC`.
+pub fn utc(at: SystemTime) -> String {
+    let secs = at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        secs / 3600 % 24,
+        secs / 60 % 60
+    )
+}
+
+fn round_up_secs(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs() + u64::from(d.subsec_nanos() > 0))
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{RunningTask, Slots};
+    use base64::Engine as _;
+
+    fn status(connection: Connection, running: usize, queued: usize) -> DeviceStatus {
+        let task = RunningTask {
+            task_id: 1,
+            subtask_id: 2,
+            title: "t".into(),
+            started_at: UNIX_EPOCH,
+        };
+        DeviceStatus {
+            connection,
+            device_id: "device-1".into(),
+            device_name: "Linux - box".into(),
+            server_url: "http://127.0.0.1:8000".into(),
+            slots: Slots {
+                max: 5,
+                running: vec![task; running],
+                queued,
+            },
+            token_kind: None,
+            token_expires_at: None,
+            is_default: None,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn status_lines_read_like_the_tray() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        assert_eq!(
+            status_line(&status(Connection::Online, 0, 0), now),
+            "Online · 0/5 slots"
+        );
+        assert_eq!(
+            status_line(&status(Connection::Online, 5, 1), now),
+            "Busy · 5/5 slots (1 queued)"
+        );
+        let offline = Connection::Offline {
+            reason: "connection refused".into(),
+            retry_at: Some(now + Duration::from_millis(7_200)),
+        };
+        assert_eq!(
+            status_line(&status(offline, 0, 0), now),
+            "Offline — retrying in 8 s: connection refused"
+        );
+        let rejected = Connection::TokenRejected {
+            message: "Invalid or expired token".into(),
+        };
+        assert!(status_line(&status(rejected, 0, 0), now)
+            .starts_with("Token rejected by the server: Invalid or expired token"));
+        assert_eq!(
+            status_line(&status(Connection::Connecting { attempt: 3 }, 0, 0), now),
+            "Connecting to http://127.0.0.1:8000… (attempt 3)"
+        );
+    }
+
+    #[test]
+    fn token_summary_never_shows_the_secret() {
+        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let jwt = format!(
+            "{}.{}.c2lnbmF0dXJlLXNlY3JldA",
+            e.encode(r#"{"alg":"HS256"}"#),
+            e.encode(r#"{"sub":"admin","exp":1000000}"#)
+        );
+        let token = Token::new(&jwt);
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000 - 90_000);
+        let text = token_summary(&token, now);
+        assert_eq!(
+            text,
+            "login token for admin, expires in 1 d 1 h (1970-01-12 13:46 UTC)"
+        );
+        assert!(!token_expired(&token, now));
+        assert_eq!(expiry_warning(&token, now), None);
+        let soon = UNIX_EPOCH + Duration::from_secs(1_000_000 - 3_600);
+        assert!(expiry_warning(&token, soon)
+            .unwrap()
+            .contains("expires in 1 h 0 min"));
+        let later = UNIX_EPOCH + Duration::from_secs(1_000_060);
+        assert!(token_summary(&token, later).contains("EXPIRED 1 min 0 s ago"));
+        assert!(token_expired(&token, later));
+        let key = Token::new("wg-SecretApiKeyValue");
+        let text = token_summary(&key, now);
+        assert!(
+            text.starts_with("API key wg-Sec…") && !text.contains("SecretApi"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn settings_report_names_values_and_sources() {
+        use crate::identity::IdSource;
+        use crate::settings::{resolve, Overrides};
+        let env: std::collections::HashMap<&str, &str> =
+            [("WEGENT_BACKEND_URL", "http://w.example")]
+                .into_iter()
+                .collect();
+        let home = Sourced {
+            value: "/h".into(),
+            source: Source::Default,
+        };
+        let settings = resolve(
+            &Overrides::default(),
+            &env,
+            None,
+            home,
+            "/h/config.toml".into(),
+        )
+        .unwrap();
+        let id = DeviceId {
+            id: "device-9".into(),
+            source: IdSource::File,
+        };
+        let lines = settings_report(&settings, &id, "Linux - box");
+        assert!(
+            lines.contains(
+                &"  Server:          http://w.example (env WEGENT_BACKEND_URL)".to_owned()
+            ),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.contains(&"  Device id:       device-9 (saved)".to_owned()),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.contains(&"  Config file:     /h/config.toml (not found)".to_owned()),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.contains(&"  Slots:           5 (default)".to_owned()),
+            "{lines:#?}"
+        );
+    }
+
+    #[test]
+    fn dates_and_durations() {
+        assert_eq!(utc(UNIX_EPOCH), "1970-01-01 00:00 UTC");
+        assert_eq!(
+            utc(UNIX_EPOCH + Duration::from_secs(1_900_000_000)),
+            "2030-03-17 17:46 UTC"
+        );
+        assert_eq!(
+            utc(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29 00:00 UTC"
+        );
+        assert_eq!(duration(Duration::from_secs(3 * 3600 + 300)), "3 h 5 min");
+        assert_eq!(duration(Duration::from_secs(8)), "8 s");
+    }
+
+    #[test]
+    fn device_rows_mark_default_state_and_this_device() {
+        let d = DeviceInfo {
+            device_id: "device-1".into(),
+            name: "Linux - box".into(),
+            status: "online".into(),
+            is_default: true,
+            device_type: Some("local".into()),
+            slot_used: 2,
+            slot_max: 5,
+            last_heartbeat: None,
+            executor_version: None,
+            client_ip: None,
+        };
+        let row = device_row(&d, Some("device-1"));
+        assert!(row.starts_with("⭐ 🟢 online"), "{row}");
+        assert!(
+            row.contains("2/5 slots") && row.ends_with("← this device"),
+            "{row}"
+        );
+        let off = DeviceInfo {
+            status: "offline".into(),
+            is_default: false,
+            ..d
+        };
+        assert!(device_row(&off, None).contains("🔴 offline"));
+    }
+}

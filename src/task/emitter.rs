@@ -1,0 +1,133 @@
+//! Sends one turn's events to the outbox and the shell, and guarantees exactly one terminal event.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use super::events::{ResponsesEvent, Turn, COMPLETED, ERROR, INCOMPLETE};
+use crate::outbox::Outbox;
+use crate::redact::redact;
+use crate::status::DeviceEvent;
+
+#[derive(Clone)]
+pub struct Emitter {
+    turn: Turn,
+    title: String,
+    outbox: Outbox,
+    events: broadcast::Sender<DeviceEvent>,
+    terminal_sent: Arc<AtomicBool>,
+}
+
+impl Emitter {
+    pub fn new(
+        turn: Turn,
+        title: String,
+        outbox: Outbox,
+        events: broadcast::Sender<DeviceEvent>,
+    ) -> Self {
+        Self {
+            turn,
+            title,
+            outbox,
+            events,
+            terminal_sent: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn turn(&self) -> &Turn {
+        &self.turn
+    }
+
+    pub fn terminal_sent(&self) -> bool {
+        self.terminal_sent.load(Ordering::SeqCst)
+    }
+
+    /// Tell the shell the task started running.
+    pub fn started(&self) {
+        let _ = self.events.send(DeviceEvent::TaskStarted {
+            task_id: self.turn.task_id,
+            title: self.title.clone(),
+        });
+    }
+
+    /// Queue `event` for the server. Anything after the terminal event is dropped: the backend
+    /// settles the subtask on the first one and would misread more.
+    pub fn emit(&self, mut event: ResponsesEvent) {
+        if event.is_terminal() {
+            if self.terminal_sent.swap(true, Ordering::SeqCst) {
+                return;
+            }
+        } else if self.terminal_sent() {
+            return;
+        }
+        if event.name == ERROR {
+            // Error texts quote the CLI's stderr and result, which may echo a credential.
+            if let Some(message) = event.data["message"].as_str() {
+                let clean = redact(message).into_owned();
+                event.data["message"] = clean.into();
+            }
+        }
+        if event.is_terminal() {
+            tracing::info!(
+                task_id = self.turn.task_id,
+                subtask_id = self.turn.subtask_id,
+                event = event.name,
+                code = event.data["code"].as_str(),
+                "task finished"
+            );
+        }
+        let notice = self.device_event(&event);
+        self.outbox.push(event.name, self.turn.envelope(event));
+        if let Some(notice) = notice {
+            let _ = self.events.send(notice);
+        }
+    }
+
+    fn device_event(&self, event: &ResponsesEvent) -> Option<DeviceEvent> {
+        let (task_id, title) = (self.turn.task_id, self.title.clone());
+        Some(match event.name {
+            COMPLETED => DeviceEvent::TaskCompleted { task_id, title },
+            INCOMPLETE => DeviceEvent::TaskCancelled { task_id, title },
+            ERROR => DeviceEvent::TaskFailed {
+                task_id,
+                title,
+                reason: event.data["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            },
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::events;
+
+    #[test]
+    fn exactly_one_terminal_event_and_nothing_after_it() {
+        let outbox = Outbox::new(100);
+        let (tx, mut rx) = broadcast::channel(8);
+        let turn = Turn {
+            task_id: 1,
+            subtask_id: 2,
+            message_id: None,
+            model: String::new(),
+            created_at: 0,
+        };
+        let e = Emitter::new(turn.clone(), "t".into(), outbox.clone(), tx);
+        e.emit(turn.text_delta("a", 0));
+        e.emit(events::error("x", "first"));
+        e.emit(turn.incomplete("", "late"));
+        e.emit(turn.text_delta("b", 1));
+        assert_eq!(outbox.len(), 2);
+        assert!(e.terminal_sent());
+        assert!(
+            matches!(rx.try_recv(), Ok(DeviceEvent::TaskFailed { reason, .. }) if reason == "first")
+        );
+        assert!(rx.try_recv().is_err());
+    }
+}

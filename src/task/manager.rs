@@ -1,0 +1,373 @@
+//! The task queue and slots: admission, cancel, close, shutdown.
+//!
+//! Never blocks on the network: every event goes to the outbox, which the session drains when it
+//! is online. All state sits behind one mutex, held only for bookkeeping (never across `.await`).
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use tokio::sync::{broadcast, watch, Notify};
+
+use super::emitter::Emitter;
+use super::events::{self, Turn};
+use super::payload::{self, id_field, TaskRequest};
+use super::runner::{self, RunContext};
+use super::{command_rpc, slots, workspace::TaskDirs};
+use crate::config::TaskConfig;
+use crate::outbox::Outbox;
+use crate::session::TaskPort;
+use crate::status::{DeviceEvent, RunningTask, Slots};
+
+const CANCELLED: &str = "Task cancelled";
+const SESSION_CLOSED: &str = "Task session closed";
+const SHUTTING_DOWN: &str = "The device is shutting down";
+/// Finished subtasks remembered, so a late cancel is not answered with a second terminal event.
+const FINISHED_MEMORY: usize = 512;
+
+#[derive(Clone)]
+pub struct TaskManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ctx: RunContext,
+    outbox: Outbox,
+    events: broadcast::Sender<DeviceEvent>,
+    slots: watch::Sender<Slots>,
+    state: Mutex<State>,
+    /// Signalled whenever a running turn ends (shutdown waits on it).
+    idle: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<TaskRequest>,
+    /// Keyed by subtask id, in start order for the slots view.
+    running: Vec<Running>,
+    finished: VecDeque<i64>,
+    shutting_down: bool,
+}
+
+struct Running {
+    info: RunningTask,
+    stop: watch::Sender<Option<String>>,
+}
+
+impl TaskManager {
+    pub fn new(
+        config: TaskConfig,
+        home: PathBuf,
+        outbox: Outbox,
+        events: broadcast::Sender<DeviceEvent>,
+    ) -> Self {
+        let max = config
+            .max_slots
+            .clamp(crate::config::MIN_SLOTS, crate::config::MAX_SLOTS);
+        let (slots, _) = watch::channel(Slots {
+            max,
+            running: Vec::new(),
+            queued: 0,
+        });
+        Self {
+            inner: Arc::new(Inner {
+                ctx: RunContext { config, home },
+                outbox,
+                events,
+                slots,
+                state: Mutex::new(State::default()),
+                idle: Notify::new(),
+            }),
+        }
+    }
+
+    /// `task:execute` (no ack). Must be called inside a tokio runtime.
+    pub fn execute(&self, payload: Value) {
+        let req = match payload::parse(&payload) {
+            Ok(req) => req,
+            Err(e) => {
+                // No ids: nothing can be sent back for it. Say so where a developer looks.
+                tracing::error!(error = %e, "ignoring a task the server sent without ids");
+                return;
+            }
+        };
+        drop(payload);
+        for secret in &req.secrets {
+            crate::redact::register_secret(secret);
+        }
+        let mut state = self.inner.lock();
+        if state.shutting_down {
+            drop(state);
+            self.emitter_for(&req).emit(events::error(
+                "device_unavailable",
+                &format!("{SHUTTING_DOWN}; send the message again once it is back online"),
+            ));
+            return;
+        }
+        let known = state
+            .running
+            .iter()
+            .any(|r| r.info.subtask_id == req.subtask_id)
+            || state.queue.iter().any(|q| q.subtask_id == req.subtask_id);
+        if known {
+            tracing::warn!(
+                task_id = req.task_id,
+                subtask_id = req.subtask_id,
+                "duplicate task:execute ignored"
+            );
+            return;
+        }
+        tracing::info!(
+            task_id = req.task_id,
+            subtask_id = req.subtask_id,
+            "task queued"
+        );
+        state.queue.push_back(req);
+        self.pump(&mut state);
+    }
+
+    /// `task:cancel` `{task_id, subtask_id}` (subtask optional: then every turn of the task).
+    pub fn cancel(&self, payload: &Value) {
+        self.stop_matching(payload, CANCELLED, false);
+    }
+
+    /// `task:close-session` `{task_id}`: the task was deleted.
+    pub fn close_session(&self, payload: &Value) {
+        self.stop_matching(payload, SESSION_CLOSED, true);
+    }
+
+    pub async fn execute_command(&self, payload: Value) -> Value {
+        command_rpc::execute(self.inner.ctx.config.allow_remote_commands, payload).await
+    }
+
+    pub fn slots(&self) -> watch::Receiver<Slots> {
+        self.inner.slots.subscribe()
+    }
+
+    /// Cancel everything; when this returns every task's terminal event is in the outbox.
+    pub async fn shutdown(&self) {
+        let queued: Vec<TaskRequest> = {
+            let mut state = self.inner.lock();
+            state.shutting_down = true;
+            for running in &state.running {
+                running.stop.send_replace(Some(SHUTTING_DOWN.to_owned()));
+            }
+            let queued = state.queue.drain(..).collect();
+            self.publish(&state);
+            queued
+        };
+        for req in queued {
+            self.emitter_for(&req)
+                .emit(self.turn_for(&req).incomplete("", SHUTTING_DOWN));
+        }
+        loop {
+            let idle = self.inner.idle.notified();
+            if self.inner.lock().running.is_empty() {
+                return;
+            }
+            idle.await;
+        }
+    }
+
+    fn stop_matching(&self, payload: &Value, message: &str, forget_session: bool) {
+        let Some(task_id) = id_field(payload, "task_id") else {
+            tracing::warn!("cancel without a task_id ignored");
+            return;
+        };
+        let subtask_id = id_field(payload, "subtask_id");
+        let matches = |t: i64, s: i64| t == task_id && subtask_id.is_none_or(|id| id == s);
+        let (dropped, stopped, finished) = {
+            let mut state = self.inner.lock();
+            let (dropped, kept): (Vec<_>, Vec<_>) = state
+                .queue
+                .drain(..)
+                .partition(|q| matches(q.task_id, q.subtask_id));
+            state.queue = kept.into();
+            let mut stopped = 0;
+            for r in state
+                .running
+                .iter()
+                .filter(|r| matches(r.info.task_id, r.info.subtask_id))
+            {
+                r.stop.send_replace(Some(message.to_owned()));
+                stopped += 1;
+            }
+            let finished = subtask_id.is_some_and(|s| state.finished.contains(&s));
+            self.publish(&state);
+            (dropped, stopped, finished)
+        };
+        tracing::info!(
+            task_id,
+            queued = dropped.len(),
+            running = stopped,
+            "stopping task"
+        );
+        for req in &dropped {
+            self.emitter_for(req)
+                .emit(self.turn_for(req).incomplete("", message));
+        }
+        if let (Some(subtask_id), 0, 0, false) = (subtask_id, dropped.len(), stopped, finished) {
+            // The server waits for our `response.incomplete` to settle a cancel, also for a turn
+            // this device never saw (sent while it was offline, or lost in a restart).
+            let turn = Turn {
+                task_id,
+                subtask_id,
+                message_id: None,
+                model: String::new(),
+                created_at: now_secs(),
+            };
+            self.inner.outbox.push(
+                events::INCOMPLETE,
+                turn.envelope(turn.incomplete("", message)),
+            );
+        }
+        if forget_session {
+            TaskDirs::new(&self.inner.ctx.home, task_id).forget_session();
+        }
+    }
+
+    /// Start queued turns while slots are free.
+    fn pump(&self, state: &mut State) {
+        let max = usize::from(self.inner.slots.borrow().max);
+        loop {
+            let running_ids: Vec<i64> = state.running.iter().map(|r| r.info.task_id).collect();
+            let queued_ids: Vec<i64> = state.queue.iter().map(|q| q.task_id).collect();
+            let Some(index) = slots::next_to_start(max, &running_ids, &queued_ids) else {
+                break;
+            };
+            let Some(req) = state.queue.remove(index) else {
+                break;
+            };
+            let (stop_tx, stop_rx) = watch::channel(None);
+            state.running.push(Running {
+                info: RunningTask {
+                    task_id: req.task_id,
+                    subtask_id: req.subtask_id,
+                    title: req.title.clone(),
+                    started_at: SystemTime::now(),
+                },
+                stop: stop_tx,
+            });
+            self.spawn_turn(req, stop_rx);
+        }
+        self.publish(state);
+    }
+
+    /// Run one turn under a supervisor: whatever happens inside (even a panic), the turn ends
+    /// with a terminal event and frees its slot.
+    fn spawn_turn(&self, req: TaskRequest, stop: watch::Receiver<Option<String>>) {
+        let emitter = self.emitter_for(&req);
+        let manager = self.clone();
+        tokio::spawn(async move {
+            let work = {
+                let (manager, emitter, req) = (manager.clone(), emitter.clone(), req.clone());
+                tokio::spawn(async move {
+                    runner::run(&manager.inner.ctx, &req, &emitter, stop).await;
+                })
+            };
+            if let Err(e) = work.await {
+                tracing::error!(
+                    task_id = req.task_id,
+                    subtask_id = req.subtask_id,
+                    panicked = e.is_panic(),
+                    "task runner ended abnormally"
+                );
+                emitter.emit(events::error(
+                    "internal_error",
+                    "The device hit an internal error while running this task; please report it with the device log",
+                ));
+            }
+            manager.finish(req.subtask_id);
+        });
+    }
+
+    fn finish(&self, subtask_id: i64) {
+        let mut state = self.inner.lock();
+        state.running.retain(|r| r.info.subtask_id != subtask_id);
+        if state.finished.len() == FINISHED_MEMORY {
+            state.finished.pop_front();
+        }
+        state.finished.push_back(subtask_id);
+        if !state.shutting_down {
+            self.pump(&mut state);
+        } else {
+            self.publish(&state);
+        }
+        drop(state);
+        self.inner.idle.notify_waiters();
+    }
+
+    fn publish(&self, state: &State) {
+        let running: Vec<RunningTask> = state.running.iter().map(|r| r.info.clone()).collect();
+        let queued = state.queue.len();
+        self.inner.slots.send_if_modified(|s| {
+            let changed = s.running != running || s.queued != queued;
+            s.running = running;
+            s.queued = queued;
+            changed
+        });
+    }
+
+    fn turn_for(&self, req: &TaskRequest) -> Turn {
+        Turn {
+            task_id: req.task_id,
+            subtask_id: req.subtask_id,
+            message_id: req.message_id,
+            model: req.model_id.clone().unwrap_or_default(),
+            created_at: now_secs(),
+        }
+    }
+
+    fn emitter_for(&self, req: &TaskRequest) -> Emitter {
+        Emitter::new(
+            self.turn_for(req),
+            req.title.clone(),
+            self.inner.outbox.clone(),
+            self.inner.events.clone(),
+        )
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl TaskPort for TaskManager {
+    fn execute(&self, payload: Value) {
+        TaskManager::execute(self, payload);
+    }
+
+    fn cancel(&self, payload: &Value) {
+        TaskManager::cancel(self, payload);
+    }
+
+    fn close_session(&self, payload: &Value) {
+        TaskManager::close_session(self, payload);
+    }
+
+    fn execute_command(&self, payload: Value) -> Pin<Box<dyn Future<Output = Value> + Send>> {
+        let manager = self.clone();
+        Box::pin(async move { manager.execute_command(payload).await })
+    }
+
+    fn slots(&self) -> watch::Receiver<Slots> {
+        TaskManager::slots(self)
+    }
+
+    fn shutdown(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let manager = self.clone();
+        Box::pin(async move { manager.shutdown().await })
+    }
+}

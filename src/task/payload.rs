@@ -1,0 +1,372 @@
+//! Lenient reading of a `task:execute` payload (protocol.md §5.1, §15).
+//!
+//! The server sends ~100 keys, ids as ints or strings, and many nulls. We take what we need and
+//! never fail on extra or missing optional keys: a task without ids is the only hard error, since
+//! without them no event could be routed back.
+
+use serde_json::Value;
+
+/// Permission modes the CLI accepts from the payload; anything else becomes `bypassPermissions`.
+const PERMISSION_MODES: [&str; 4] = ["acceptEdits", "plan", "auto", "bypassPermissions"];
+const DEFAULT_PERMISSION_MODE: &str = "bypassPermissions";
+/// Notification titles are short; longer titles are cut with an ellipsis.
+const TITLE_MAX_CHARS: usize = 60;
+
+/// What the device needs from a `task:execute`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRequest {
+    pub task_id: i64,
+    pub subtask_id: i64,
+    pub message_id: Option<i64>,
+    pub title: String,
+    /// The user message: a string, or a list of content blocks (text, images).
+    pub prompt: Value,
+    pub system_prompt: Option<String>,
+    pub permission_mode: String,
+    pub model_id: Option<String>,
+    pub bot_name: Option<String>,
+    /// Environment for the child, in order (later entries win).
+    pub env: Vec<(String, String)>,
+    /// Secret values from the payload (keys, tokens): registered for redaction on arrival.
+    pub secrets: Vec<String>,
+    /// The server asks for a fresh Claude session instead of resuming the task's last one.
+    pub new_session: bool,
+}
+
+/// Why a payload cannot become a task.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("task:execute without a usable `{0}`")]
+    MissingId(&'static str),
+}
+
+/// An id that may arrive as a number or a numeric string.
+pub fn id_field(payload: &Value, key: &str) -> Option<i64> {
+    match payload.get(key)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+pub fn parse(payload: &Value) -> Result<TaskRequest, PayloadError> {
+    let task_id = id_field(payload, "task_id").ok_or(PayloadError::MissingId("task_id"))?;
+    let subtask_id =
+        id_field(payload, "subtask_id").ok_or(PayloadError::MissingId("subtask_id"))?;
+    let bot = payload
+        .get("bot")
+        .and_then(Value::as_array)
+        .and_then(|b| b.first());
+    let prompt = match payload.get("prompt") {
+        Some(p @ (Value::String(_) | Value::Array(_))) => p.clone(),
+        _ => Value::String(String::new()),
+    };
+    let system_prompt = non_empty_str(payload.get("system_prompt"))
+        .or_else(|| non_empty_str(bot.and_then(|b| b.get("system_prompt"))));
+    let permission_mode = payload
+        .get("claude_permission_mode")
+        .and_then(Value::as_str)
+        .filter(|m| PERMISSION_MODES.contains(m))
+        .unwrap_or(DEFAULT_PERMISSION_MODE)
+        .to_owned();
+    let model_config = payload.get("model_config");
+    let model_id = non_empty_str(model_config.and_then(|m| m.get("model_id")));
+    let (env, secrets) = child_env(payload, task_id);
+    Ok(TaskRequest {
+        task_id,
+        subtask_id,
+        message_id: id_field(payload, "message_id"),
+        title: title(payload, &prompt),
+        prompt,
+        system_prompt,
+        permission_mode,
+        model_id,
+        bot_name: non_empty_str(payload.get("bot_name"))
+            .or_else(|| non_empty_str(bot.and_then(|b| b.get("name")))),
+        env,
+        secrets,
+        new_session: payload.get("new_session").and_then(Value::as_bool) == Some(true),
+    })
+}
+
+fn non_empty_str(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// The text of the prompt, whether a string or content blocks.
+pub fn prompt_text(prompt: &Value) -> String {
+    match prompt {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// Notification title: `subtask_title`, else `task_title`, else the prompt's first line.
+fn title(payload: &Value, prompt: &Value) -> String {
+    let raw = non_empty_str(payload.get("subtask_title"))
+        .or_else(|| non_empty_str(payload.get("task_title")))
+        .or_else(|| {
+            prompt_text(prompt)
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "Untitled task".to_owned());
+    truncate_chars(&raw, TITLE_MAX_CHARS)
+}
+
+pub fn truncate_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Names that look like credentials: their values are registered as secrets.
+fn is_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    ["KEY", "TOKEN", "SECRET", "PASSWORD", "AUTHORIZATION"]
+        .iter()
+        .any(|w| upper.contains(w))
+}
+
+fn is_upper_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// A name the OS accepts as an environment variable.
+fn is_valid_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.contains(['=', '\0'])
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+}
+
+#[derive(Default)]
+struct EnvBuilder {
+    vars: Vec<(String, String)>,
+    secrets: Vec<String>,
+}
+
+impl EnvBuilder {
+    fn set(&mut self, name: &str, value: &str) {
+        if !is_valid_env_name(name) || value.contains('\0') {
+            return;
+        }
+        if is_secret_name(name) && !value.trim().is_empty() {
+            self.secrets.push(value.to_owned());
+        }
+        self.vars.retain(|(n, _)| n != name);
+        self.vars.push((name.to_owned(), value.to_owned()));
+    }
+
+    fn set_if_unset(&mut self, name: &str, value: &str) {
+        if !self.is_set(name) {
+            self.set(name, value);
+        }
+    }
+
+    fn is_set(&self, name: &str) -> bool {
+        self.vars.iter().any(|(n, _)| n == name)
+    }
+
+    /// Every string field of `obj`, optionally only upper-case names.
+    fn set_strings_of(&mut self, obj: Option<&Value>, upper_only: bool) {
+        let Some(map) = obj.and_then(Value::as_object) else {
+            return;
+        };
+        for (k, v) in map {
+            if let Some(s) = v.as_str() {
+                if !upper_only || is_upper_env_name(k) {
+                    self.set(k, s);
+                }
+            }
+        }
+    }
+}
+
+/// The child's environment as protocol.md §15 describes it, and the secrets it carries.
+fn child_env(payload: &Value, task_id: i64) -> (Vec<(String, String)>, Vec<String>) {
+    let mut env = EnvBuilder::default();
+    for bot in payload
+        .get("bot")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        env.set_strings_of(bot.get("agent_config").and_then(|a| a.get("env")), false);
+    }
+    let model = payload.get("model_config");
+    env.set_strings_of(model, false);
+    env.set_strings_of(model.and_then(|m| m.get("env")), true);
+    let model_str = |k: &str| non_empty_str(model.and_then(|m| m.get(k)));
+    if let Some(key) = model_str("api_key") {
+        env.set_if_unset("ANTHROPIC_API_KEY", &key);
+    }
+    if let Some(url) = model_str("base_url") {
+        env.set_if_unset("ANTHROPIC_BASE_URL", &anthropic_base_url(&url));
+    }
+    if let Some(model_id) = model_str("model_id") {
+        for tier in ["HAIKU", "SONNET", "OPUS"] {
+            env.set_if_unset(&format!("ANTHROPIC_DEFAULT_{tier}_MODEL"), &model_id);
+        }
+    }
+    if let Some(headers) = custom_headers(model.and_then(|m| m.get("default_headers"))) {
+        env.set_if_unset("ANTHROPIC_CUSTOM_HEADERS", &headers);
+    }
+    env.set("WEGENT_TASK_ID", &task_id.to_string());
+    if let Some(token) = non_empty_str(payload.get("auth_token")) {
+        env.set("AUTH_TOKEN", &token);
+    }
+    let user = payload.get("user");
+    let git = [
+        ("GIT_URL", payload.get("git_url")),
+        (
+            "GIT_DOMAIN",
+            payload.get("git_domain").filter(|v| !v.is_null()),
+        ),
+        ("BRANCH_NAME", payload.get("branch_name")),
+        ("GIT_TOKEN", user.and_then(|u| u.get("git_token"))),
+    ];
+    for (name, value) in git {
+        if let Some(v) = non_empty_str(value) {
+            env.set(name, &v);
+        }
+    }
+    let mut secrets = env.secrets;
+    // Tokens that never reach the child still must never reach a log.
+    for key in ["auth_token", "skill_identity_token"] {
+        secrets.extend(non_empty_str(payload.get(key)));
+    }
+    secrets.extend(non_empty_str(user.and_then(|u| u.get("git_token"))));
+    secrets.sort();
+    secrets.dedup();
+    (env.vars, secrets)
+}
+
+/// The CLI appends `/v1/messages` itself, so a base URL ending in `/v1` (as Wegent model configs
+/// often do, for OpenAI-style clients) would double it.
+pub fn anthropic_base_url(url: &str) -> String {
+    let trimmed = url.trim().trim_end_matches('/');
+    trimmed.strip_suffix("/v1").unwrap_or(trimmed).to_owned()
+}
+
+/// `default_headers` as the CLI's `ANTHROPIC_CUSTOM_HEADERS` ("Name: value" lines).
+fn custom_headers(headers: Option<&Value>) -> Option<String> {
+    let map = headers?.as_object()?;
+    let lines: Vec<String> = map
+        .iter()
+        .filter_map(|(k, v)| {
+            let v = v.as_str()?;
+            let clean = |s: &str| !s.contains(['\r', '\n']);
+            (clean(k) && clean(v)).then(|| format!("{k}: {v}"))
+        })
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn env_of<'a>(r: &'a TaskRequest, name: &str) -> Option<&'a str> {
+        r.env
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn ids_may_be_strings_and_missing_ids_are_an_error() {
+        let r = parse(&json!({"task_id": "12", "subtask_id": 13, "message_id": null})).unwrap();
+        assert_eq!((r.task_id, r.subtask_id, r.message_id), (12, 13, None));
+        assert_eq!(
+            parse(&json!({"subtask_id": 1})),
+            Err(PayloadError::MissingId("task_id"))
+        );
+    }
+
+    #[test]
+    fn the_sample_payload_parses_with_credentials_only_in_env() {
+        let raw = include_str!("../../tests/fixtures/task-execute.sample.json");
+        let payload: Value = serde_json::from_str(raw).unwrap();
+        let r = parse(&payload).unwrap();
+        assert_eq!((r.task_id, r.subtask_id, r.message_id), (3, 4, Some(2)));
+        assert_eq!(r.title, "say hello");
+        assert_eq!(r.permission_mode, "bypassPermissions");
+        assert_eq!(r.model_id.as_deref(), Some("fake-model"));
+        assert!(r
+            .system_prompt
+            .as_deref()
+            .unwrap()
+            .starts_with("<base_prompt>"));
+        // The decrypted key from model_config wins over the encrypted one in the bot config.
+        assert_eq!(env_of(&r, "api_key"), Some("sk-fake"));
+        assert_eq!(env_of(&r, "ANTHROPIC_API_KEY"), Some("sk-fake"));
+        assert_eq!(env_of(&r, "ANTHROPIC_BASE_URL"), Some("http://127.0.0.1:9"));
+        assert_eq!(
+            env_of(&r, "ANTHROPIC_DEFAULT_OPUS_MODEL"),
+            Some("fake-model")
+        );
+        assert_eq!(env_of(&r, "WEGENT_TASK_ID"), Some("3"));
+        assert!(env_of(&r, "AUTH_TOKEN").unwrap().starts_with("eyJ"));
+        assert!(env_of(&r, "ANTHROPIC_CUSTOM_HEADERS")
+            .unwrap()
+            .contains("wegent-agent-name: wegent-wework"));
+        assert!(r.secrets.iter().any(|s| s == "sk-fake"));
+        assert!(r.secrets.iter().any(|s| s.starts_with("eyJ")));
+    }
+
+    #[test]
+    fn model_env_takes_only_upper_case_names_and_explicit_values_win() {
+        let r = parse(&json!({
+            "task_id": 1, "subtask_id": 2,
+            "model_config": {"api_key": "k-123456", "env": {"ANTHROPIC_API_KEY": "explicit-key", "lower": "x"}},
+            "claude_permission_mode": "rm-rf",
+            "user": {"git_token": "ghp_abcdef"},
+        }))
+        .unwrap();
+        assert_eq!(env_of(&r, "ANTHROPIC_API_KEY"), Some("explicit-key"));
+        assert_eq!(env_of(&r, "lower"), None);
+        assert_eq!(env_of(&r, "GIT_TOKEN"), Some("ghp_abcdef"));
+        assert_eq!(r.permission_mode, "bypassPermissions");
+        assert!(r.secrets.contains(&"ghp_abcdef".to_owned()));
+        assert!(r.secrets.contains(&"explicit-key".to_owned()));
+    }
+
+    #[test]
+    fn title_prefers_subtask_title_and_truncates() {
+        let long = "x".repeat(100);
+        let r = parse(&json!({"task_id": 1, "subtask_id": 2, "task_title": long, "prompt": "p"}))
+            .unwrap();
+        assert_eq!(r.title.chars().count(), TITLE_MAX_CHARS);
+        assert!(r.title.ends_with('…'));
+        let r = parse(&json!({"task_id": 1, "subtask_id": 2,
+            "prompt": [{"type": "input_text", "text": "\n  fix the build\nmore"}]}))
+        .unwrap();
+        assert_eq!(r.title, "fix the build");
+    }
+
+    #[test]
+    fn base_url_loses_a_trailing_v1() {
+        assert_eq!(anthropic_base_url("http://h:1/v1/"), "http://h:1");
+        assert_eq!(
+            anthropic_base_url("https://api.example.com"),
+            "https://api.example.com"
+        );
+    }
+}

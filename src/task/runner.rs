@@ -1,0 +1,333 @@
+//! One turn of a task, from slot to terminal event: workspace → hook → `claude` → events.
+//!
+//! Every path out of [`run`] ends in exactly one terminal event (the emitter enforces "at most
+//! one"; the manager's supervisor adds one if this code panics).
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::claude;
+use super::emitter::Emitter;
+use super::events::{self, ResponsesEvent};
+use super::hook::{self, HookIds};
+use super::mapping::StreamMapper;
+use super::payload::TaskRequest;
+use super::process;
+use super::workspace::TaskDirs;
+use crate::config::TaskConfig;
+use crate::redact::redact;
+
+/// How long each stop signal (SIGINT, then SIGTERM) gets before the next one.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+/// Stderr lines kept for error messages.
+const STDERR_TAIL_LINES: usize = 12;
+const STDERR_LINE_MAX_CHARS: usize = 400;
+
+/// What every turn needs from the manager.
+pub struct RunContext {
+    pub config: TaskConfig,
+    pub home: PathBuf,
+}
+
+/// `Some(message)` asks the turn to stop; the message goes into `response.incomplete`.
+pub type StopSignal = watch::Receiver<Option<String>>;
+
+pub async fn run(ctx: &RunContext, req: &TaskRequest, emitter: &Emitter, mut stop: StopSignal) {
+    emitter.emit(emitter.turn().created(req.bot_name.as_deref()));
+    emitter.started();
+    let terminal = execute(ctx, req, emitter, &mut stop).await;
+    emitter.emit(terminal);
+}
+
+async fn execute(
+    ctx: &RunContext,
+    req: &TaskRequest,
+    emitter: &Emitter,
+    stop: &mut StopSignal,
+) -> ResponsesEvent {
+    let turn = emitter.turn();
+    let deadline = Instant::now() + ctx.config.task_timeout;
+    let dirs = TaskDirs::new(&ctx.home, req.task_id);
+    if let Err(e) = dirs.create() {
+        return events::error(
+            "workspace_error",
+            &format!(
+                "Could not create the task workspace {}: {e}",
+                dirs.workspace.display()
+            ),
+        );
+    }
+    if let Some(hook_path) = &ctx.config.pre_execute_hook {
+        let ids = HookIds {
+            task_id: req.task_id,
+            subtask_id: req.subtask_id,
+            workspace: &dirs.workspace,
+        };
+        tokio::select! {
+            result = hook::run(hook_path, ids, deadline.saturating_duration_since(Instant::now())) => {
+                if let Err(message) = result {
+                    return events::error("hook_failed", &message);
+                }
+            }
+            message = stopped(stop) => return turn.incomplete("", &message),
+        }
+    }
+    let program = match claude::resolve(ctx.config.claude_path.as_deref()) {
+        Ok(p) => p,
+        Err(message) => return events::error("claude_not_found", &message),
+    };
+    let system_prompt_file = match &req.system_prompt {
+        Some(text) => {
+            let file = dirs.system_prompt_file();
+            if let Err(e) = std::fs::write(&file, text) {
+                return events::error(
+                    "workspace_error",
+                    &format!(
+                        "Could not write the system prompt to {}: {e}",
+                        file.display()
+                    ),
+                );
+            }
+            Some(file)
+        }
+        None => None,
+    };
+    let mut resume = if req.new_session {
+        None
+    } else {
+        dirs.load_session_id()
+    };
+    loop {
+        let launch = Launch {
+            program: &program,
+            req,
+            dirs: &dirs,
+            system_prompt_file: system_prompt_file.as_deref(),
+            resume: resume.as_deref(),
+            deadline,
+            task_timeout: ctx.config.task_timeout,
+        };
+        let outcome = run_claude(&launch, emitter, stop).await;
+        dirs.clean_tmp();
+        if outcome.session_lost && resume.is_some() {
+            // The saved session is gone (config dir wiped, other CLI version): start afresh
+            // rather than failing every later message of this task.
+            tracing::warn!(
+                task_id = req.task_id,
+                "saved Claude session not found; starting a new one"
+            );
+            dirs.forget_session();
+            resume = None;
+            continue;
+        }
+        return outcome.terminal;
+    }
+}
+
+struct Launch<'a> {
+    program: &'a Path,
+    req: &'a TaskRequest,
+    dirs: &'a TaskDirs,
+    system_prompt_file: Option<&'a Path>,
+    resume: Option<&'a str>,
+    deadline: Instant,
+    task_timeout: Duration,
+}
+
+struct ClaudeOutcome {
+    terminal: ResponsesEvent,
+    /// `--resume` named a session the CLI does not know, and nothing was streamed yet.
+    session_lost: bool,
+}
+
+enum Interrupted {
+    Cancelled(String),
+    TimedOut,
+}
+
+async fn run_claude(
+    launch: &Launch<'_>,
+    emitter: &Emitter,
+    stop: &mut StopSignal,
+) -> ClaudeOutcome {
+    let done = |terminal| ClaudeOutcome {
+        terminal,
+        session_lost: false,
+    };
+    let (req, dirs) = (launch.req, launch.dirs);
+    let mut cmd = Command::new(launch.program);
+    cmd.args(claude::args(req, launch.resume, launch.system_prompt_file))
+        .envs(claude::env(req, dirs, process::is_root()))
+        .current_dir(&dirs.workspace)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    process::isolate(&mut cmd);
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return done(events::error(
+                "claude_not_found",
+                &format!(
+                    "Claude Code CLI not found at {}. {}",
+                    launch.program.display(),
+                    claude::INSTALL_HINT
+                ),
+            ))
+        }
+        Err(e) => {
+            return done(events::error(
+                "spawn_failed",
+                &format!(
+                    "Could not start Claude Code ({}): {e}",
+                    launch.program.display()
+                ),
+            ))
+        }
+    };
+    tracing::info!(task_id = req.task_id, subtask_id = req.subtask_id, pid = ?child.id(), resume = launch.resume.is_some(), "claude started");
+    // The prompt goes in as one line and stdin is closed, so the CLI runs exactly one turn.
+    if let Some(mut stdin) = child.stdin.take() {
+        let line = claude::stdin_line(&req.prompt);
+        tokio::spawn(async move {
+            let _ = stdin.write_all(line.as_bytes()).await;
+            let _ = stdin.shutdown().await;
+        });
+    }
+    let tail = Arc::new(Mutex::new(VecDeque::new()));
+    let stderr_reader = child.stderr.take().map(|stderr| {
+        let tail = tail.clone();
+        let task_id = req.task_id;
+        tokio::spawn(async move { collect_stderr(stderr, tail, task_id).await })
+    });
+    let mut mapper = StreamMapper::new(emitter.turn().clone());
+    let deadline = tokio::time::sleep_until(launch.deadline);
+    tokio::pin!(deadline);
+    let mut interrupted = None;
+    if let Some(stdout) = child.stdout.take() {
+        let mut reader = BufReader::with_capacity(64 * 1024, stdout);
+        let mut line = Vec::new();
+        interrupted = loop {
+            line.clear();
+            tokio::select! {
+                read = reader.read_until(b'\n', &mut line) => match read {
+                    // Bytes, not `lines()`: one invalid UTF-8 byte must not end the relay.
+                    Ok(n) if n > 0 => mapper
+                        .feed(&String::from_utf8_lossy(&line))
+                        .into_iter()
+                        .for_each(|e| emitter.emit(e)),
+                    _ => break None,
+                },
+                message = stopped(stop) => break Some(Interrupted::Cancelled(message)),
+                _ = &mut deadline => break Some(Interrupted::TimedOut),
+            }
+        };
+    }
+    let exit = if interrupted.is_none() {
+        tokio::select! {
+            status = child.wait() => Some(status.ok().and_then(|s| s.code())),
+            message = stopped(stop) => { interrupted = Some(Interrupted::Cancelled(message)); None }
+            _ = &mut deadline => { interrupted = Some(Interrupted::TimedOut); None }
+        }
+    } else {
+        None
+    };
+    let exit = match exit {
+        Some(code) => {
+            // Tools the agent left running in the background do not outlive the turn.
+            #[cfg(unix)]
+            if let Some(pgid) = child.id() {
+                process::signal_group(pgid, process::Signal::Kill);
+            }
+            code
+        }
+        None => process::stop(&mut child, STOP_GRACE).await,
+    };
+    if let Some(reader) = stderr_reader {
+        let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
+    }
+    if let Some(id) = mapper.session_id() {
+        if let Err(e) = dirs.save_session_id(id) {
+            tracing::warn!(task_id = req.task_id, error = %e, "could not save the Claude session id; the next message starts a new session");
+        }
+    }
+    let stderr_tail = stderr_text(&tail);
+    tracing::info!(task_id = req.task_id, subtask_id = req.subtask_id, exit_code = ?exit, "claude exited");
+    let terminal = match interrupted {
+        Some(Interrupted::Cancelled(message)) => emitter.turn().incomplete(mapper.text(), &message),
+        Some(Interrupted::TimedOut) => events::error(
+            "timeout",
+            &format!(
+                "The task ran longer than this device's task timeout ({} s) and was stopped",
+                launch.task_timeout.as_secs()
+            ),
+        ),
+        None => mapper.finish(exit, &stderr_tail),
+    };
+    let session_lost = launch.resume.is_some()
+        && mapper.text().is_empty()
+        && terminal.name == events::ERROR
+        && terminal.data["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("No conversation found"));
+    ClaudeOutcome {
+        terminal,
+        session_lost,
+    }
+}
+
+/// Resolves once a stop is requested; never if the manager dropped the sender.
+async fn stopped(stop: &mut StopSignal) -> String {
+    loop {
+        if let Some(message) = stop.borrow_and_update().clone() {
+            return message;
+        }
+        if stop.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+async fn collect_stderr(
+    stderr: tokio::process::ChildStderr,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    task_id: i64,
+) {
+    // Read to the end whatever the bytes are: a reader that stopped early would let the pipe
+    // fill up and block the CLI.
+    let mut reader = BufReader::new(stderr);
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        if !matches!(reader.read_until(b'\n', &mut raw).await, Ok(n) if n > 0) {
+            break;
+        }
+        let line = String::from_utf8_lossy(&raw);
+        let line = redact(line.trim_end()).into_owned();
+        tracing::debug!(task_id, line = %line, "claude stderr");
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+        if tail.len() == STDERR_TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(super::payload::truncate_chars(&line, STDERR_LINE_MAX_CHARS));
+    }
+}
+
+fn stderr_text(tail: &Mutex<VecDeque<String>>) -> String {
+    let tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+    tail.iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,126 @@
+//! Shared pieces of the `task_*` tests: the real Claude CLI, the sample payload, a TaskManager
+//! with its outbox, and awaiting events (never sleeping).
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+use wegent_executor::config::TaskConfig;
+use wegent_executor::outbox::{OutboundEvent, Outbox};
+use wegent_executor::status::DeviceEvent;
+use wegent_executor::task::TaskManager;
+
+/// Generous bound for awaited conditions: the CLI starts in ~1 s, slower on a busy 2-core box.
+pub const WAIT: Duration = Duration::from_secs(90);
+
+/// The pinned real CLI. Missing → the test fails with the command that installs it.
+pub fn claude_path() -> PathBuf {
+    let path = std::env::var_os("WEGENT_TEST_CLAUDE").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/claude/node_modules/.bin/claude"),
+        PathBuf::from,
+    );
+    assert!(
+        path.is_file(),
+        "the Claude Code CLI is needed at {} (or set WEGENT_TEST_CLAUDE). Install it with:\n  \
+         npm install --prefix {}/.tools/claude @anthropic-ai/claude-code@2.1.330",
+        path.display(),
+        env!("CARGO_MANIFEST_DIR")
+    );
+    path
+}
+
+/// The captured `task:execute` payload, pointed at `base_url` (with `/v1`, as Wegent sends it).
+pub fn payload(task_id: i64, subtask_id: i64, prompt: &str, base_url: &str) -> Value {
+    let raw = include_str!("../fixtures/task-execute.sample.json");
+    let mut p: Value = serde_json::from_str(raw).unwrap();
+    p["task_id"] = task_id.into();
+    p["subtask_id"] = subtask_id.into();
+    p["prompt"] = prompt.into();
+    p["model_config"]["base_url"] = format!("{base_url}/v1").into();
+    p["model_config"]["model_id"] = "claude-sonnet-4-5".into();
+    p
+}
+
+pub fn config() -> TaskConfig {
+    TaskConfig {
+        claude_path: Some(claude_path()),
+        task_timeout: Duration::from_secs(120),
+        ..TaskConfig::default()
+    }
+}
+
+pub struct Rig {
+    pub manager: TaskManager,
+    pub outbox: Outbox,
+    pub events: broadcast::Receiver<DeviceEvent>,
+    pub home: tempfile::TempDir,
+}
+
+impl Rig {
+    pub fn new(config: TaskConfig) -> Self {
+        let home = tempfile::tempdir().unwrap();
+        let outbox = Outbox::new(100_000);
+        let (tx, events) = broadcast::channel(256);
+        let manager = TaskManager::new(config, home.path().to_owned(), outbox.clone(), tx);
+        Self {
+            manager,
+            outbox,
+            events,
+            home,
+        }
+    }
+
+    /// The next event from the outbox, as the session would send it.
+    pub async fn next(&self) -> OutboundEvent {
+        tokio::time::timeout(WAIT, async {
+            self.outbox.ready().await;
+            let event = self.outbox.front().unwrap();
+            self.outbox.pop_sent();
+            event
+        })
+        .await
+        .expect("no event from the task in time")
+    }
+
+    /// Events of `subtask_id` up to and including its terminal event (others are kept aside).
+    pub async fn until_terminal(&self, subtask_id: i64) -> Vec<OutboundEvent> {
+        let mut out = Vec::new();
+        loop {
+            let event = self.next().await;
+            let mine = event.payload["subtask_id"] == subtask_id;
+            let terminal = event.is_terminal();
+            if mine {
+                out.push(event);
+                if terminal {
+                    return out;
+                }
+            }
+        }
+    }
+
+    pub fn workspace(&self, task_id: i64) -> PathBuf {
+        self.home.path().join("workspace").join(task_id.to_string())
+    }
+}
+
+pub fn names(events: &[OutboundEvent]) -> Vec<&str> {
+    events.iter().map(|e| e.name.as_str()).collect()
+}
+
+pub fn text_of_deltas(events: &[OutboundEvent]) -> String {
+    events
+        .iter()
+        .filter(|e| e.name == "response.output_text.delta")
+        .map(|e| e.payload["data"]["delta"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+pub fn final_text(event: &OutboundEvent) -> String {
+    event.payload["data"]["response"]["output"][0]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}

@@ -1,0 +1,152 @@
+//! `device:execute_command` through TaskManager, with real processes (protocol.md §6).
+#![cfg(unix)]
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+use wegent_executor::config::TaskConfig;
+use wegent_executor::outbox::Outbox;
+use wegent_executor::task::TaskManager;
+
+fn manager(allow: bool) -> TaskManager {
+    let config = TaskConfig {
+        allow_remote_commands: allow,
+        ..TaskConfig::default()
+    };
+    let (tx, _) = broadcast::channel(4);
+    TaskManager::new(config, std::env::temp_dir(), Outbox::new(10), tx)
+}
+
+fn assert_ack_shape(ack: &Value) {
+    for key in [
+        "success",
+        "timed_out",
+        "stdout_truncated",
+        "stderr_truncated",
+    ] {
+        assert!(ack[key].is_boolean(), "{key} in {ack}");
+    }
+    for key in ["stdout", "stderr"] {
+        assert!(ack[key].is_string(), "{key} in {ack}");
+    }
+    assert!(ack["duration"].is_f64(), "{ack}");
+    assert!(
+        ack["exit_code"].is_i64() || ack["exit_code"].is_null(),
+        "{ack}"
+    );
+}
+
+#[tokio::test]
+async fn argv_runs_in_cwd_with_merged_env_and_closed_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let ack = manager(true)
+        .execute_command(json!({
+            "command": "ignored because argv wins",
+            "argv": ["sh", "-c", "pwd; echo \"$GREETING\"; cat; echo err >&2; exit 3"],
+            "cwd": dir.path(), "env": {"GREETING": "hi there"}, "timeout_seconds": 10,
+        }))
+        .await;
+    assert_ack_shape(&ack);
+    let cwd = std::fs::canonicalize(dir.path()).unwrap();
+    assert_eq!(ack["stdout"], format!("{}\nhi there\n", cwd.display()));
+    assert_eq!(ack["stderr"], "err\n");
+    assert_eq!(ack["exit_code"], 3);
+    assert_eq!(ack["success"], false);
+    assert!(ack.get("error").is_none());
+}
+
+#[tokio::test]
+async fn the_shell_is_used_without_argv_and_success_means_exit_zero() {
+    let ack = manager(true)
+        .execute_command(json!({"command": "echo", "args": ["a b", "$HOME"]}))
+        .await;
+    assert_ack_shape(&ack);
+    assert_eq!(ack["success"], true);
+    assert_eq!(
+        ack["stdout"], "a b $HOME\n",
+        "args are quoted, not expanded"
+    );
+}
+
+#[tokio::test]
+async fn output_is_capped_with_flags() {
+    let ack = manager(true)
+        .execute_command(
+            json!({"argv": ["sh", "-c", "head -c 100000 /dev/zero | tr '\\0' x; echo e >&2"],
+                                "max_output_bytes": 1000}),
+        )
+        .await;
+    assert_eq!(ack["stdout"].as_str().unwrap().len(), 1000);
+    assert_eq!(ack["stdout_truncated"], true);
+    assert_eq!(ack["stderr_truncated"], false);
+    assert_eq!(ack["success"], true);
+}
+
+#[tokio::test]
+async fn a_timeout_kills_the_process_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("survived");
+    let started = Instant::now();
+    let ack = manager(true)
+        .execute_command(json!({
+            // The background child would write the marker after 2 s if it outlived the timeout.
+            "argv": ["sh", "-c", format!("(sleep 2; touch {}) & sleep 30", marker.display())],
+            "timeout_seconds": 1,
+        }))
+        .await;
+    assert_ack_shape(&ack);
+    assert_eq!(ack["timed_out"], true);
+    assert_eq!(ack["success"], false);
+    assert_eq!(ack["error"], "Command timed out after 1 seconds");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Wait past the point the background child would have written, bounded by a timeout on a
+    // process we can observe: a fresh `sleep 2` run to completion, not a bare sleep of ours.
+    let ack = manager(true)
+        .execute_command(json!({"argv": ["sleep", "2"]}))
+        .await;
+    assert_eq!(ack["success"], true);
+    assert!(
+        !marker.exists(),
+        "a child of the timed-out command kept running"
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors() {
+    let m = manager(true);
+    let ack = m
+        .execute_command(json!({"argv": ["true"], "cwd": "/no/such/dir"}))
+        .await;
+    assert_ack_shape(&ack);
+    assert_eq!(
+        ack["error"],
+        "Working directory does not exist: /no/such/dir"
+    );
+    let ack = m
+        .execute_command(json!({"argv": ["no-such-program-xyz"]}))
+        .await;
+    assert_eq!(ack["error"], "Command not found: no-such-program-xyz");
+    assert!(ack["exit_code"].is_null());
+    let ack = m.execute_command(json!({"cwd": "/"})).await;
+    assert!(ack["error"]
+        .as_str()
+        .unwrap()
+        .contains("neither `argv` nor `command`"));
+}
+
+#[tokio::test]
+async fn disabled_remote_commands_are_refused_without_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let ack = manager(false)
+        .execute_command(json!({"argv": ["touch", marker]}))
+        .await;
+    assert_ack_shape(&ack);
+    assert_eq!(ack["success"], false);
+    assert!(ack["error"]
+        .as_str()
+        .unwrap()
+        .contains("Remote commands are disabled"));
+    assert!(!marker.exists());
+}
