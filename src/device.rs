@@ -100,7 +100,10 @@ pub fn start_with_tasks(
     }
 }
 
-async fn forward_slots(mut slots: watch::Receiver<Slots>, status: Arc<watch::Sender<DeviceStatus>>) {
+async fn forward_slots(
+    mut slots: watch::Receiver<Slots>,
+    status: Arc<watch::Sender<DeviceStatus>>,
+) {
     while slots.changed().await.is_ok() {
         let current = slots.borrow_and_update().clone();
         status.send_modify(|s| s.slots = current);

@@ -48,10 +48,7 @@ mod tests {
     fn masks_registered_secrets_and_leaves_other_text() {
         register_secret("sk-test-secret-123");
         register_secret("abc"); // too short: ignored
-        assert_eq!(
-            redact("key=sk-test-secret-123 abc"),
-            "key=[REDACTED] abc"
-        );
+        assert_eq!(redact("key=sk-test-secret-123 abc"), "key=[REDACTED] abc");
         assert!(matches!(redact("nothing here"), Cow::Borrowed(_)));
     }
 }

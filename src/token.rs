@@ -136,7 +136,11 @@ mod tests {
 
     fn jwt(claims: &str) -> String {
         let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        format!("{}.{}.sig", e.encode(r#"{"alg":"HS256"}"#), e.encode(claims))
+        format!(
+            "{}.{}.sig",
+            e.encode(r#"{"alg":"HS256"}"#),
+            e.encode(claims)
+        )
     }
 
     #[test]
@@ -167,7 +171,10 @@ mod tests {
             Token::new("hello").check_format(),
             Err(TokenFormatError::Unrecognised)
         );
-        assert_eq!(Token::new("  ").check_format(), Err(TokenFormatError::Empty));
+        assert_eq!(
+            Token::new("  ").check_format(),
+            Err(TokenFormatError::Empty)
+        );
         assert_eq!(
             Token::new("wg-a b").check_format(),
             Err(TokenFormatError::Whitespace)

@@ -236,7 +236,10 @@ mod tests {
     fn without_a_token_waits_for_one() {
         let mut m = SessionMachine::new(BackoffConfig::default(), false);
         assert_eq!(m.start(), Next::WaitForCommand);
-        assert_eq!(m.connection(Instant::now(), SystemTime::now()), Connection::NoToken);
+        assert_eq!(
+            m.connection(Instant::now(), SystemTime::now()),
+            Connection::NoToken
+        );
         assert_eq!(m.set_token(true), Next::Connect);
     }
 
@@ -245,7 +248,9 @@ mod tests {
         let mut m = machine();
         m.start();
         let next = m.failed(
-            Failure::Connect(ConnectError::TokenRejected("Invalid or expired token".into())),
+            Failure::Connect(ConnectError::TokenRejected(
+                "Invalid or expired token".into(),
+            )),
             Instant::now(),
             0.5,
         );
@@ -265,7 +270,9 @@ mod tests {
         m.start();
         let now = Instant::now();
         let Next::WaitUntil(until) = m.failed(
-            Failure::Connect(ConnectError::RateLimited("Too many device connection attempts".into())),
+            Failure::Connect(ConnectError::RateLimited(
+                "Too many device connection attempts".into(),
+            )),
             now,
             0.0,
         ) else {

@@ -151,7 +151,10 @@ mod tests {
     #[test]
     fn reads_wrapped_bare_and_error_acks() {
         assert_eq!(read_ack(&[json!([{"success": true}])]), AckVerdict::Success);
-        assert_eq!(read_ack(&[json!({"success": true, "device_id": "x"})]), AckVerdict::Success);
+        assert_eq!(
+            read_ack(&[json!({"success": true, "device_id": "x"})]),
+            AckVerdict::Success
+        );
         assert_eq!(
             read_ack(&[json!({"error": "Device ID mismatch"})]),
             AckVerdict::Error("Device ID mismatch".into())
@@ -161,6 +164,9 @@ mod tests {
             AckVerdict::Error("Not authenticated".into())
         );
         assert!(matches!(read_ack(&[]), AckVerdict::Error(_)));
-        assert!(matches!(read_ack(&[json!({"success": false})]), AckVerdict::Error(_)));
+        assert!(matches!(
+            read_ack(&[json!({"success": false})]),
+            AckVerdict::Error(_)
+        ));
     }
 }

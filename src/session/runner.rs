@@ -10,7 +10,9 @@ use crate::config::SessionConfig;
 use crate::outbox::{OutboundEvent, Outbox};
 use crate::session::dispatch::dispatch;
 use crate::session::machine::{Failure, Next, SessionMachine};
-use crate::session::payload::{heartbeat_payload, read_ack, register_payload, AckVerdict, Identity};
+use crate::session::payload::{
+    heartbeat_payload, read_ack, register_payload, AckVerdict, Identity,
+};
 use crate::session::{SessionCommand, TaskPort};
 use crate::sio::{self, CallError, Client, ConnectOptions, Inbound, SendError};
 use crate::status::{DeviceEvent, DeviceStatus};
