@@ -8,15 +8,15 @@
 #   4. benchmarks into bench-results/tray.json, screenshots into bench-results/screenshots/
 #
 # Needs (Debian 12): the apt packages listed in desktop-ci.md §1 (build + runtime/test lists), node+npm.
-# Env: CARGO_TARGET_DIR (default: ./target), CARGO_PROFILE_DEV_DEBUG (default 0, keep it the same
-# for every cargo call of the run), GUI_SKIP_DEB=1 to skip bundling (e2e then uses a debug build).
+# Env: CARGO_TARGET_DIR (default: ./target),
+# GUI_SKIP_DEB=1 to skip bundling (e2e then uses a debug build).
 # Prints 'gui-stage: N passed, N failed' last; exits non-zero on any failure.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-export CARGO_PROFILE_DEV_DEBUG=${CARGO_PROFILE_DEV_DEBUG:-0}
+
 BENCH=$ROOT/bench-results
 WORK=$(mktemp -d /tmp/gui-stage.XXXXXX)
 mkdir -p "$BENCH/screenshots"
@@ -64,8 +64,8 @@ else
 fi
 
 step "headless end-to-end test of the real app"
-# shellcheck source=../tests/tray_e2e/headless-session.sh
-. "$ROOT/tests/tray_e2e/headless-session.sh"
+# shellcheck source=headless-session.sh
+. "$ROOT/ci/headless-session.sh"
 headless_up "$WORK/session"
 trap 'headless_down; cp -r "$WORK/session/logs" "$BENCH/gui-stage-logs" 2>/dev/null || true' EXIT
 if timeout 600 /usr/bin/python3 "$ROOT/tests/tray_e2e/tray_e2e.py" "$APP" "$DEVSERVER" "$WORK/out"; then

@@ -16,7 +16,14 @@ export WEGENT_TEST_PYTHON=$ROOT/.venv/bin/python
 export WEGENT_TEST_CLAUDE=$ROOT/.tools/claude/node_modules/.bin/claude
 export WEGENT_REQUIRE_KEYRING=1
 
-timed() { local t=$SECONDS; echo "=== $1"; shift; "$@"; echo "=== done in $((SECONDS - t)) s"; }
+# Runs a phase and keeps its exit status (callers use `|| failed=1`, which turns off `set -e`).
+timed() {
+  local t=$SECONDS rc=0
+  echo "=== $1"; shift
+  "$@" || rc=$?
+  echo "=== done in $((SECONDS - t)) s (exit $rc)"
+  return $rc
+}
 
 SESSION_DIR=$(mktemp -d /tmp/wegent-test-session.XXXXXX)
 # shellcheck source=ci/headless-session.sh

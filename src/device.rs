@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::account::Account;
 use crate::config::Config;
 use crate::outbox::Outbox;
 use crate::session::{self, Identity, Session, SessionCommand, TaskPort};
@@ -84,9 +85,19 @@ pub fn start_with_tasks(
         status: status_tx.clone(),
         events: events.clone(),
     };
-    let current_token = Arc::new(Mutex::new(token.clone()));
+    let account = Account {
+        backend_url: config.backend_url.clone(),
+        device_id: config.device_id.clone(),
+        token: Arc::new(Mutex::new(token.clone())),
+        status: status_tx.clone(),
+    };
     let slots_forward = tokio::spawn(forward_slots(slots_rx, status_tx.clone()));
-    let commands = tokio::spawn(route_commands(command_rx, session_tx, current_token));
+    let commands = tokio::spawn(route_commands(
+        command_rx,
+        events.subscribe(),
+        session_tx,
+        account,
+    ));
     let task = tokio::spawn(async move {
         session::run(session, token, session_rx).await;
         slots_forward.abort();
@@ -110,33 +121,60 @@ async fn forward_slots(
     }
 }
 
-/// Shell commands: connection commands go to the session; account actions are handled here.
+/// Shell commands: connection commands go to the session; account actions (default device) run
+/// beside it, so a slow REST call never delays a restart. After every registration the default
+/// flag is read again: the device list is where the server keeps it.
 async fn route_commands(
     mut commands: mpsc::Receiver<Command>,
+    mut events: broadcast::Receiver<DeviceEvent>,
     session: mpsc::Sender<SessionCommand>,
-    token: Arc<Mutex<Option<Token>>>,
+    account: Account,
 ) {
-    while let Some(command) = commands.recv().await {
+    loop {
+        let command = tokio::select! {
+            command = commands.recv() => match command {
+                Some(command) => command,
+                // The shell dropped its sender: treat it as a request to stop.
+                None => {
+                    let _ = session.send(SessionCommand::Shutdown).await;
+                    return;
+                }
+            },
+            event = events.recv() => {
+                if let Ok(DeviceEvent::Registered) = event {
+                    let account = account.clone();
+                    tokio::spawn(async move { account.refresh_default().await });
+                }
+                continue;
+            }
+        };
         let forward = match command {
             Command::Restart => SessionCommand::Restart,
             Command::SetToken(t) => {
-                *token.lock().unwrap_or_else(|e| e.into_inner()) = Some(t.clone());
+                *account.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(t.clone());
                 SessionCommand::SetToken(Some(t))
             }
             Command::ClearToken => {
-                *token.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                *account.token.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 SessionCommand::SetToken(None)
             }
             Command::Shutdown => SessionCommand::Shutdown,
-            Command::SetDefault | Command::RefreshDefault => continue,
+            Command::SetDefault => {
+                let account = account.clone();
+                tokio::spawn(async move { account.set_default().await });
+                continue;
+            }
+            Command::RefreshDefault => {
+                let account = account.clone();
+                tokio::spawn(async move { account.refresh_default().await });
+                continue;
+            }
         };
         let stop = matches!(forward, SessionCommand::Shutdown);
         if session.send(forward).await.is_err() || stop {
             return;
         }
     }
-    // The shell dropped its sender: treat it as a request to stop.
-    let _ = session.send(SessionCommand::Shutdown).await;
 }
 
 /// Start the core with Claude Code task execution (`crate::task::TaskManager`).

@@ -6,6 +6,7 @@
 //! tray app) talks to it through a `watch` of [`status::DeviceStatus`] and a command channel of
 //! [`status::Command`] (see [`device::start`]).
 
+pub mod account;
 pub mod cli;
 pub mod config;
 pub mod device;

@@ -125,7 +125,7 @@ async fn injected_refusal_and_restore() {
 #[tokio::test]
 async fn rest_login_api_keys_and_jwt_only_device_routes() {
     let server = server().await;
-    let http = reqwest::Client::new();
+    let http = support::http();
     let url = server.url();
     let bad = http
         .post(format!("{url}/api/auth/login"))

@@ -244,7 +244,7 @@ async fn a_reconnect_within_the_grace_keeps_tasks_running() {
 #[tokio::test]
 async fn default_device_is_exclusive_and_delete_hides_until_reregister() {
     let server = server_with(|c| c.timings.register_debounce = Duration::from_millis(400)).await;
-    let http = reqwest::Client::new();
+    let http = support::http();
     let jwt = server.demo_token().unwrap();
     let url = server.url();
     let _a = registered_device(&server, "dev-a").await;

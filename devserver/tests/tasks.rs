@@ -185,7 +185,7 @@ async fn follow_up_messages_reuse_the_task() {
 async fn command_rpc_answers_and_times_out() {
     let server = server_with(|c| c.timings.online_ttl = Duration::from_secs(30)).await;
     let mut dev = registered_device(&server, "cmd").await;
-    let http = reqwest::Client::new();
+    let http = support::http();
     let url = format!("{}/api/devices/cmd/commands", server.url());
     let jwt = server.demo_token().unwrap();
     let request = http

@@ -28,14 +28,6 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The menu model for the current state.
 pub fn model(shell: &Shell, status: &DeviceStatus, now: SystemTime) -> MenuModel {
-    let mut patched;
-    let status = if status.is_default.is_none() && shell.default_flag().is_some() {
-        patched = status.clone();
-        patched.is_default = shell.default_flag();
-        &patched
-    } else {
-        status
-    };
     let settings = shell.settings();
     let problem = shell.keychain_problem();
     let quit_pending = shell
@@ -66,7 +58,6 @@ pub async fn run<R: Runtime>(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let is_macos = cfg!(target_os = "macos");
     let mut last_header = String::new();
-    let mut was_online = false;
     loop {
         tokio::select! {
             changed = status.changed() => {
@@ -87,13 +78,6 @@ pub async fn run<R: Runtime>(
         }
         let now = SystemTime::now();
         let current = status.borrow_and_update().clone();
-        let online = current.connection == wegent_executor::status::Connection::Online;
-        if online && !was_online && current.is_default.is_none() {
-            // The core does not report the default flag: ask the server once per connection.
-            let (shell, device_id) = (shell.clone(), current.device_id.clone());
-            tokio::spawn(async move { crate::default_device::refresh(&shell, &device_id).await });
-        }
-        was_online = online;
         let model = model(&shell, &current, now);
         if model.header != last_header {
             // One line per state change: the log tells the story without payloads.

@@ -9,7 +9,6 @@ pub mod bridge;
 pub mod cli_args;
 pub mod core_config;
 pub mod core_link;
-pub mod default_device;
 pub mod demo;
 pub mod icon;
 pub mod menu_actions;

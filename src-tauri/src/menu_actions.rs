@@ -28,14 +28,7 @@ pub fn on_menu<R: Runtime>(app: &AppHandle<R>, item: &str) {
     }
     match item {
         id::RESTART => send(shell.clone(), Command::Restart),
-        id::DEFAULT_DEVICE => {
-            let shell = shell.clone();
-            tauri::async_runtime::spawn(async move {
-                let status = shell.core.current();
-                let core_knows = status.is_default.is_some();
-                crate::default_device::make_default(&shell, &status.device_id, core_knows).await;
-            });
-        }
+        id::DEFAULT_DEVICE => send(shell.clone(), Command::SetDefault),
         id::PASTE_TOKEN => token_window::open(app, Section::Token),
         id::SIGN_IN => token_window::open(app, Section::SignIn),
         id::ABOUT => token_window::open(app, Section::About),

@@ -169,6 +169,8 @@ fn detail(status: &DeviceStatus, shell: &ShellState, now: SystemTime) -> Option<
     match &status.connection {
         Connection::Offline { reason, .. } => Some(reason.clone()),
         Connection::TokenRejected { message } => Some(format!("Server said: {message}")),
+        // The answer to the user's last action (⭐ Default device) comes first.
+        Connection::Online if status.last_error.is_some() => status.last_error.clone(),
         Connection::Online => match expiry(status.token_expires_at, now) {
             Expiry::Soon { remaining } => {
                 Some(format!("Token expires in {}", human_duration(remaining)))

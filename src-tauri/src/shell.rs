@@ -35,7 +35,6 @@ pub struct Shell {
     token: Mutex<Option<Token>>,
     /// `is_default` as the shell last read it from the server, used while the core does not
     /// report it.
-    default_flag: Mutex<Option<bool>>,
     demo: Mutex<Option<DemoInfo>>,
     quit_pending: Mutex<Option<SystemTime>>,
     /// Wakes the renderer after a change the core does not report (settings, keychain, …).
@@ -65,7 +64,6 @@ impl Shell {
             server_url: Mutex::new(server_url),
             token_hint: Mutex::new(None),
             token: Mutex::new(None),
-            default_flag: Mutex::new(None),
             demo: Mutex::new(None),
             quit_pending: Mutex::new(None),
             refresh: Notify::new(),
@@ -110,20 +108,10 @@ impl Shell {
     pub fn set_token(&self, token: Option<Token>) {
         self.set_token_hint(token.as_ref().map(Token::hint));
         *lock(&self.token) = token;
-        *lock(&self.default_flag) = None;
     }
 
     pub fn token(&self) -> Option<Token> {
         lock(&self.token).clone()
-    }
-
-    pub fn default_flag(&self) -> Option<bool> {
-        *lock(&self.default_flag)
-    }
-
-    pub fn set_default_flag(&self, flag: Option<bool>) {
-        *lock(&self.default_flag) = flag;
-        self.refresh.notify_one();
     }
 
     pub fn token_hint(&self) -> Option<String> {

@@ -23,7 +23,9 @@ import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+# sni.py (the StatusNotifier client and watcher) lives with the headless session scripts.
+CI_SCRIPTS = os.path.join(HERE, "..", "..", "ci")
+sys.path.insert(0, CI_SCRIPTS)
 import dbus  # noqa: E402
 import sni  # noqa: E402
 from webdriver import WebDriver  # noqa: E402
@@ -413,7 +415,7 @@ def main():
     wait_for(lambda: os.path.exists(bus_path), 10)
     bare_env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=f"unix:path={bus_path}",
                     WEGENT_BACKEND_URL=server_url)
-    spawn(["/usr/bin/python3", os.path.join(HERE, "sni.py"), "watcher"], "bare-sni.log", bare_env)
+    spawn(["/usr/bin/python3", os.path.join(CI_SCRIPTS, "sni.py"), "watcher"], "bare-sni.log", bare_env)
     bare = dbus.bus.BusConnection(f"unix:path={bus_path}")
     wait_for(lambda: bare.name_has_owner(sni.WATCHER_BUS), 10)
 

@@ -71,3 +71,10 @@ pub fn delta(task_id: i64, subtask_id: i64, text: &str, offset: usize) -> Value 
 pub fn envelope(name: &str, task_id: i64, subtask_id: i64, data: Value) -> Value {
     json!({"event_type": name, "task_id": task_id, "subtask_id": subtask_id, "message_id": 2, "data": data})
 }
+
+/// An HTTP client for the REST tests. In the workspace the core builds reqwest with
+/// `rustls-no-provider`, so a crypto provider must be installed first (a second install is a no-op).
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
