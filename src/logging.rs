@@ -20,6 +20,8 @@ use tracing_subscriber::{EnvFilter, Layer};
 pub const KEEP_FILES: usize = 7;
 /// Sub-folder of the executor home that holds the logs.
 pub const LOG_DIR: &str = "logs";
+/// Log lines queued for the file writer thread before new ones are dropped.
+const LOG_QUEUE_LINES: usize = 4096;
 
 /// What to set up.
 #[derive(Debug, Clone)]
@@ -106,7 +108,12 @@ pub fn init(opts: &LogOptions) -> Result<LoggingGuard, LoggingError> {
 
     let (file_layer, guard, file_error) = match opts.dir.as_deref().map(|d| open_file(d, opts)) {
         Some(Ok(appender)) => {
-            let (writer, guard) = tracing_appender::non_blocking(appender);
+            // The default queue preallocates 128,000 lines (4 MB, all of it touched at start):
+            // the largest item in an idle device's memory. A few thousand lines cover any burst
+            // the file writer thread cannot keep up with.
+            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .buffered_lines_limit(LOG_QUEUE_LINES)
+                .finish(appender);
             let layer = tracing_subscriber::fmt::layer()
                 .with_ansi(false)
                 .with_writer(RedactingMakeWriter(writer))

@@ -303,7 +303,12 @@ pub fn monitor_tick(shared: &Shared) {
     }
     let running = shared.store().running_device_subtasks().unwrap_or_default();
     for sub in running {
-        let device_id = sub.executor_name.trim_start_matches("device-").to_string();
+        // `strip_prefix`, not `trim_start_matches`: ids themselves start with "device-", so the
+        // executor name is "device-device-…" and only the first prefix is the marker.
+        let Some(device_id) = sub.executor_name.strip_prefix("device-") else {
+            continue;
+        };
+        let device_id = device_id.to_string();
         let Some(user_id) = sub
             .executor_namespace
             .strip_prefix("user-")

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Every benchmark of the project; each prints its numbers and writes JSON under bench-results/.
+#   sio.json             codec and client: decode of a 72 KB task:execute, emits/s, call RTT
+#   relay.json           task output relay: deltas/s, added latency p50/p99 at 1k ev/s, first delta
+#   session.json         the CLI: start → online, idle RSS and CPU, back online after a restart
+#   devserver-bench.json the devserver: connect + register, heartbeat ack, task round trip
+# (tray.json comes from the tray's end-to-end stage, ci/gui-stage.sh.)
+# Run after ./scripts/install-deps.sh. WEGENT_BENCH_IDLE_SECS shortens the idle minute.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+export WEGENT_TEST_CLAUDE=${WEGENT_TEST_CLAUDE:-$PWD/.tools/claude/node_modules/.bin/claude}
+mkdir -p bench-results
+
+timed() { local t=$SECONDS; echo "=== $1"; shift; "$@"; echo "=== done in $((SECONDS - t)) s"; }
+
+timed "cargo bench (sio, relay, session)" \
+  cargo bench --locked -p wegent-executor --bench sio --bench relay --bench session
+timed "devserver bench" \
+  cargo run --locked --release -q -p wegent-devserver --example bench
+
+echo "bench: results in bench-results/:"
+ls -l bench-results/*.json
