@@ -153,9 +153,11 @@ fn mapping_only() -> Value {
         for event in mapper.feed(line) {
             outbox.push(event.name, mapper.turn().envelope(event));
         }
-        while let Some(e) = outbox.front() {
-            outbox.pop_sent();
+        // As the session does: take the next event to write (shared), write it, and drop it
+        // from the outbox on the server's ack (here: at once).
+        while let Some((seq, e)) = outbox.next_to_write() {
             bytes += serde_json::to_string(&e.payload).unwrap().len();
+            outbox.acknowledged(seq);
         }
     }
     let secs = started.elapsed().as_secs_f64();
@@ -180,8 +182,8 @@ async fn drain(rig: &task_harness::Rig, mut on_delta: impl FnMut(&Value)) -> usi
     let mut deltas = 0;
     loop {
         rig.outbox.ready().await;
-        while let Some(e) = rig.outbox.front() {
-            rig.outbox.pop_sent();
+        while let Some((seq, e)) = rig.outbox.next_to_write() {
+            rig.outbox.acknowledged(seq);
             let wire = serde_json::to_string(&e.payload).unwrap();
             std::hint::black_box(&wire);
             if e.name == "response.output_text.delta" {

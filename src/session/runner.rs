@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::config::SessionConfig;
-use crate::outbox::{OutboundEvent, Outbox};
+use crate::outbox::{Acks, OutboundEvent, Outbox};
 use crate::session::dispatch::dispatch;
 use crate::session::machine::{Failure, Next, SessionMachine};
 use crate::session::payload::{
@@ -187,6 +187,8 @@ impl Session {
         token: &mut Option<Token>,
     ) -> Next {
         let mut slots = self.tasks.slots();
+        // What the server did not acknowledge on the last connection is written again.
+        let mut acks = self.outbox.connection();
         let (beat_done, mut beat_results) = mpsc::channel::<Result<AckVerdict, CallError>>(4);
         let mut beats = Heartbeats::default();
         // The first tick fires at once: the server shows "0/∞" until the first heartbeat.
@@ -198,7 +200,7 @@ impl Session {
                 cmd = commands.recv() => {
                     return match cmd {
                         Some(SessionCommand::Shutdown) | None => {
-                            self.shut_down(client).await;
+                            self.shut_down(client, &mut acks).await;
                             machine.shutdown()
                         }
                         other => {
@@ -257,8 +259,9 @@ impl Session {
                         self.send_heartbeat(client, &slots, &beat_done, &mut beats);
                     }
                 }
+                () = acks.next() => {}
                 _ = self.outbox.ready() => {
-                    if !self.flush_outbox(client, OUTBOX_BATCH).await {
+                    if !self.flush_outbox(client, &mut acks, OUTBOX_BATCH).await {
                         // The socket is gone; `inbound` will say why. Events stay queued.
                         tokio::task::yield_now().await;
                     }
@@ -295,18 +298,19 @@ impl Session {
         });
     }
 
-    /// Write up to `max` queued events in order. Returns false if the socket is closed.
-    async fn flush_outbox(&self, client: &Client, max: usize) -> bool {
+    /// Write up to `max` queued events in order, each asking for an ack (they leave the outbox
+    /// when acknowledged). Returns false if the socket is closed.
+    async fn flush_outbox(&self, client: &Client, acks: &mut Acks, max: usize) -> bool {
         for _ in 0..max {
-            let Some(event) = self.outbox.front() else {
+            let Some((seq, event)) = self.outbox.next_to_write() else {
                 return true;
             };
-            match client.emit(&event.name, event.payload.clone()).await {
-                Ok(()) => self.outbox.pop_sent(),
+            match client.emit_with_ack(&event.name, &event.payload).await {
+                Ok(ack) => acks.push(seq, ack),
                 Err(SendError::Closed) => return false,
                 Err(e) => {
                     tracing::error!(event = %event.name, error = %e, "event not sent");
-                    self.outbox.pop_sent();
+                    self.outbox.discard(seq);
                     if let Some(replacement) = too_large_replacement(&event, &e) {
                         self.outbox.push(replacement.name, replacement.payload);
                     }
@@ -316,15 +320,24 @@ impl Session {
         true
     }
 
-    /// Cancel running tasks, get their final events to the server, then disconnect politely.
-    async fn shut_down(&self, client: &Client) {
+    /// Cancel running tasks, get their final events to the server (acknowledged), then
+    /// disconnect politely.
+    async fn shut_down(&self, client: &Client, acks: &mut Acks) {
         self.tasks.shutdown().await;
-        let deadline = tokio::time::Instant::now() + SHUTDOWN_FLUSH;
-        while !self.outbox.is_empty() && tokio::time::Instant::now() < deadline {
-            if !self.flush_outbox(client, OUTBOX_BATCH).await {
-                break;
+        let flush = async {
+            while !self.outbox.is_empty() {
+                if self.outbox.has_unwritten() {
+                    if !self.flush_outbox(client, acks, OUTBOX_BATCH).await {
+                        return;
+                    }
+                } else if acks.is_empty() {
+                    return;
+                } else {
+                    acks.next().await;
+                }
             }
-        }
+        };
+        let _ = tokio::time::timeout(SHUTDOWN_FLUSH, flush).await;
         if !self.outbox.is_empty() {
             tracing::warn!(
                 pending = self.outbox.len(),

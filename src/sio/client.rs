@@ -141,6 +141,36 @@ impl Client {
             .map_err(|_| CallError::Timeout(timeout))?
     }
 
+    /// Send an event asking for an ack, without waiting for the ack: returns once the frame is
+    /// written, with a receiver for the ack arguments (it fails if the connection ends first).
+    /// Awaiting one call after another writes the frames in that order, with several acks
+    /// outstanding at once.
+    pub async fn emit_with_ack(
+        &self,
+        event: &str,
+        data: &Value,
+    ) -> Result<oneshot::Receiver<Vec<Value>>, SendError> {
+        let shared = self.shared();
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = codec::encode_event(&shared.namespace, Some(id), event, data)
+            .map_err(|e| SendError::Encode(e.to_string()))?;
+        shared.check_size(&frame)?;
+        let (ack_tx, ack_rx) = oneshot::channel();
+        {
+            let mut pending = shared.pending();
+            if !shared.connected.load(Ordering::Acquire) {
+                return Err(SendError::Closed);
+            }
+            pending.insert(id, ack_tx);
+        }
+        tracing::debug!(event, ack_id = id, bytes = frame.len(), "emit with ack");
+        if let Err(e) = shared.send_frame(frame).await {
+            shared.pending().remove(&id);
+            return Err(e);
+        }
+        Ok(ack_rx)
+    }
+
     /// Leave politely: Socket.IO DISCONNECT for the namespace, then close the WebSocket. Returns
     /// when the connection has ended (at most a couple of seconds on a dead socket).
     pub async fn disconnect(&self) {

@@ -32,6 +32,34 @@ pub enum Script {
     Slow { chunks: usize, interval: Duration },
     /// Headers and `message_start`, then silence (the CLI has no idle timeout for this).
     Stall,
+    /// `before` text deltas, then a pause until `gate` opens, then `after` more; one every
+    /// `interval`. The text is that of [`Script::Slow`] with `before + after` chunks.
+    Gated {
+        before: usize,
+        after: usize,
+        interval: Duration,
+        gate: Gate,
+    },
+}
+
+/// Holds a [`Script::Gated`] stream until [`Gate::open`].
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self(Arc::new(tokio::sync::watch::channel(false).0))
+    }
+}
+
+impl Gate {
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    async fn wait(&self) {
+        let _ = self.0.subscribe().wait_for(|open| *open).await;
+    }
 }
 
 /// What the mock saw of one request.
@@ -166,6 +194,19 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
                 let _ = send_text_message(&tx, &model, &chunks, interval).await;
             });
         }
+        Script::Gated {
+            before,
+            after,
+            interval,
+            gate,
+        } => {
+            tokio::spawn(async move {
+                let chunks: Vec<String> = (0..before + after)
+                    .map(|i| format!("chunk {i}. "))
+                    .collect();
+                let _ = send_gated_text(&tx, &model, &chunks, before, interval, &gate).await;
+            });
+        }
         Script::Stall => {
             tokio::spawn(async move {
                 let _ = tx.send(message_start(&model)).await;
@@ -239,6 +280,42 @@ async fn send_text_message(
         if !interval.is_zero() {
             tokio::time::sleep(interval).await;
         }
+        tx.send(sse(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": chunk}}),
+        ))
+        .await?;
+    }
+    tx.send(sse(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ))
+    .await?;
+    for event in message_end("end_turn") {
+        tx.send(event).await?;
+    }
+    Ok(())
+}
+
+async fn send_gated_text(
+    tx: &mpsc::Sender<String>,
+    model: &str,
+    chunks: &[String],
+    before: usize,
+    interval: Duration,
+    gate: &Gate,
+) -> Sent {
+    tx.send(message_start(model)).await?;
+    tx.send(sse(
+        "content_block_start",
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+    ))
+    .await?;
+    for (i, chunk) in chunks.iter().enumerate() {
+        if i == before {
+            gate.wait().await;
+        }
+        tokio::time::sleep(interval).await;
         tx.send(sse(
             "content_block_delta",
             json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": chunk}}),

@@ -79,7 +79,7 @@ impl Rig {
             self.outbox.ready().await;
             let event = self.outbox.front().unwrap();
             self.outbox.pop_sent();
-            event
+            std::sync::Arc::unwrap_or_clone(event)
         })
         .await
         .expect("no event from the task in time")

@@ -1,0 +1,826 @@
+//! "What must be shown", end to end: the full core (`device::start`: session + TaskManager)
+//! connected to the in-process devserver, running the real Claude Code CLI against a mock of the
+//! Anthropic API. Everything is asserted on what the server recorded and stored.
+//!
+//! Only the Anthropic API is a fake (it cannot run here); the CLI, its processes and tools, the
+//! Socket.IO connection, the devserver's settlement rules and the files written are real.
+#![cfg(unix)]
+
+#[path = "support/mock_anthropic.rs"]
+mod mock_anthropic;
+#[path = "support/procs.rs"]
+mod procs;
+#[path = "support/task_harness.rs"]
+mod task_harness;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mock_anthropic::{Gate, MockAnthropic, Script};
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, watch};
+use wegent_devserver::{DevServer, DevServerConfig, RunningDevServer, ServerEvent, TaskStatus};
+use wegent_executor::config::{BackoffConfig, Config, SessionConfig, TaskConfig};
+use wegent_executor::device::{self, DeviceHandle};
+use wegent_executor::status::{Command, DeviceEvent};
+use wegent_executor::token::Token;
+
+/// Upper bound of every awaited condition.
+const WAIT: Duration = Duration::from_secs(30);
+const USER: &str = "admin";
+const DEVICE_ID: &str = "device-tasks-e2e";
+
+// ---- the rig -------------------------------------------------------------------------------
+
+/// Every server event, in the order the server emitted them, recorded from before the device
+/// started (so assertions see the whole history, not a window).
+#[derive(Clone)]
+struct Recorder {
+    events: Arc<Mutex<Vec<ServerEvent>>>,
+    version: watch::Receiver<usize>,
+}
+
+impl Recorder {
+    fn start(server: &RunningDevServer) -> Self {
+        let mut stream = server.events();
+        let events: Arc<Mutex<Vec<ServerEvent>>> = Arc::default();
+        let (tx, version) = watch::channel(0);
+        let sink = events.clone();
+        tokio::spawn(async move {
+            while let Ok(e) = stream.next().await {
+                sink.lock().unwrap().push(e);
+                tx.send_modify(|v| *v += 1);
+            }
+        });
+        Self { events, version }
+    }
+
+    fn snapshot(&self) -> Vec<ServerEvent> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// Wait (bounded) until `pick` finds something in the history.
+    async fn wait_for<T>(
+        &self,
+        what: &str,
+        mut pick: impl FnMut(&[ServerEvent]) -> Option<T>,
+    ) -> T {
+        let mut version = self.version.clone();
+        let found = tokio::time::timeout(WAIT, async {
+            loop {
+                if let Some(t) = pick(&self.events.lock().unwrap()) {
+                    return t;
+                }
+                version.changed().await.expect("the recorder stopped");
+            }
+        })
+        .await;
+        match found {
+            Ok(t) => t,
+            Err(_) => panic!(
+                "timed out after {WAIT:?} waiting for {what}; the server saw: {:#?}",
+                summary(&self.snapshot())
+            ),
+        }
+    }
+}
+
+/// One line per server event, for failure messages (payloads are large).
+fn summary(events: &[ServerEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| match e {
+            ServerEvent::Responses {
+                sid, name, payload, ..
+            } => format!(
+                "responses {name} task {} offset {} (sid {sid})",
+                payload["task_id"], payload["data"]["offset"]
+            ),
+            ServerEvent::Heartbeat { payload, ack, .. } => {
+                format!("heartbeat {} ack {ack}", payload["runtime_capacity"])
+            }
+            ServerEvent::TaskSettled {
+                task_id,
+                status,
+                error,
+                ..
+            } => format!("settled task {task_id} {status:?} {error:?}"),
+            ServerEvent::TaskDelta { .. } => "delta".to_owned(),
+            other => format!("{other:?}").chars().take(160).collect(),
+        })
+        .collect()
+}
+
+struct Rig {
+    server: RunningDevServer,
+    mock: MockAnthropic,
+    log: Recorder,
+    device: Option<DeviceHandle>,
+    /// Device events (task finished, registered), subscribed before anything happened.
+    device_events: broadcast::Receiver<DeviceEvent>,
+    home: tempfile::TempDir,
+}
+
+impl Rig {
+    /// A devserver with the real disconnect grace (2 s) and otherwise short timings, the mock
+    /// API as its model, and the core connected and registered with the demo user's token.
+    async fn start(script: Script, tasks: TaskConfig) -> Self {
+        let claude = task_harness::claude_path();
+        let mock = MockAnthropic::start(script).await;
+        let mut cfg = DevServerConfig::for_tests();
+        // Wegent model configs carry `/v1`; the core strips it for the CLI.
+        cfg.model.base_url = format!("{}/v1", mock.url);
+        cfg.model.api_key = "sk-fake".into();
+        cfg.timings.disconnect_grace = Duration::from_secs(2);
+        // A loaded 2-core machine runs five CLIs at once here: keep healthy sockets up.
+        cfg.timings.ping_interval = Duration::from_secs(5);
+        cfg.timings.ping_timeout = Duration::from_secs(10);
+        cfg.timings.online_ttl = Duration::from_secs(10);
+        cfg.timings.cancel_wait = Duration::from_secs(20);
+        let server = DevServer::start(cfg).await.expect("the devserver starts");
+        let log = Recorder::start(&server);
+
+        let home = tempfile::tempdir().unwrap();
+        let config = Config {
+            backend_url: server.url(),
+            socket_url: None,
+            home: home.path().to_owned(),
+            device_id: DEVICE_ID.into(),
+            device_name: "Device tasks e2e".into(),
+            session: SessionConfig {
+                heartbeat_interval: Duration::from_secs(1),
+                backoff: BackoffConfig {
+                    initial: Duration::from_millis(100),
+                    max: Duration::from_millis(250),
+                    ..BackoffConfig::default()
+                },
+                ..SessionConfig::default()
+            },
+            tasks: TaskConfig {
+                claude_path: Some(claude),
+                ..tasks
+            },
+        };
+        let token = Token::new(
+            &server
+                .demo_token()
+                .expect("the test server has a demo user"),
+        );
+        let device = device::start(config, Some(token));
+        let device_events = device.events();
+        let rig = Self {
+            server,
+            mock,
+            log,
+            device: Some(device),
+            device_events,
+            home,
+        };
+        rig.log
+            .wait_for("the device's first accepted heartbeat", |events| {
+                events.iter().find_map(|e| match e {
+                    ServerEvent::Heartbeat {
+                        device_id: Some(d),
+                        ack,
+                        ..
+                    } if d == DEVICE_ID && *ack == json!({"success": true}) => Some(()),
+                    _ => None,
+                })
+            })
+            .await;
+        rig
+    }
+
+    fn tasks() -> TaskConfig {
+        TaskConfig {
+            task_timeout: Duration::from_secs(120),
+            ..TaskConfig::default()
+        }
+    }
+
+    /// `POST /api/device-chat/tasks` to this device: `(task_id, assistant subtask_id)`.
+    async fn dispatch(&self, prompt: &str) -> (i64, i64) {
+        let d = self
+            .server
+            .dispatch_task(USER, Some(DEVICE_ID), prompt)
+            .await
+            .expect("dispatch");
+        (d.task_id, d.assistant_subtask_id)
+    }
+
+    /// Wait until the server settles `task_id`; the log then holds everything up to it.
+    async fn terminal(&self, task_id: i64) -> wegent_devserver::TaskOutcome {
+        let outcome = match self.server.wait_task_terminal(task_id, WAIT).await {
+            Ok(t) => t,
+            Err(e) => panic!(
+                "task {task_id} did not finish: {e}; the server saw: {:#?}",
+                summary(&self.log.snapshot())
+            ),
+        };
+        self.log
+            .wait_for(&format!("task {task_id} settled in the log"), |events| {
+                events
+                    .iter()
+                    .any(|e| matches!(e, ServerEvent::TaskSettled { task_id: t, .. } if *t == task_id))
+                    .then_some(())
+            })
+            .await;
+        outcome
+    }
+
+    /// The Responses events of `task_id` the server received: `(socket id, name, payload)`.
+    fn responses(&self, task_id: i64) -> Vec<(String, String, Value)> {
+        self.log
+            .snapshot()
+            .into_iter()
+            .filter_map(|e| match e {
+                ServerEvent::Responses {
+                    sid, name, payload, ..
+                } if payload["task_id"] == task_id => Some((sid, name, payload)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Wait until the server has received `n` text deltas of `task_id`.
+    async fn deltas_received(&self, task_id: i64, n: usize) {
+        self.log
+            .wait_for(&format!("{n} deltas of task {task_id}"), |events| {
+                let count = events
+                    .iter()
+                    .filter(|e| {
+                        matches!(e, ServerEvent::Responses { name, payload, .. }
+                        if name == "response.output_text.delta" && payload["task_id"] == task_id)
+                    })
+                    .count();
+                (count >= n).then_some(())
+            })
+            .await;
+    }
+
+    /// The next device event matching `pick`.
+    async fn device_event(&mut self, what: &str, pick: impl Fn(&DeviceEvent) -> bool) {
+        let events = &mut self.device_events;
+        tokio::time::timeout(WAIT, async {
+            loop {
+                match events.recv().await {
+                    Ok(e) if pick(&e) => return,
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => panic!("the core stopped"),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the device never reported {what}"));
+    }
+
+    fn workspace(&self, task_id: i64) -> PathBuf {
+        self.home.path().join("workspace").join(task_id.to_string())
+    }
+
+    /// Heartbeats of the device: `(payload, ack)`.
+    fn heartbeats(&self) -> Vec<(Value, Value)> {
+        self.log
+            .snapshot()
+            .into_iter()
+            .filter_map(|e| match e {
+                ServerEvent::Heartbeat {
+                    device_id: Some(d),
+                    payload,
+                    ack,
+                    ..
+                } if d == DEVICE_ID => Some((payload, ack)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Wait until the device holds the ack of everything the server has processed so far. The
+    /// server acks in the order it processes a socket's events, and the device sends a heartbeat
+    /// only once the previous one is acknowledged: a second heartbeat after this point proves the
+    /// first one's ack, and every ack before it, reached the device.
+    async fn acks_settled(&self) {
+        let start = self.log.snapshot().len();
+        self.log
+            .wait_for("two more heartbeats", |events| {
+                let beats = events[start..]
+                    .iter()
+                    .filter(|e| matches!(e, ServerEvent::Heartbeat { .. }))
+                    .count();
+                (beats >= 2).then_some(())
+            })
+            .await;
+    }
+
+    /// A network loss: the device's TCP connection is cut (the server runs its disconnect path:
+    /// 2 s grace, then the device's RUNNING tasks fail), and new connects are refused until
+    /// [`Rig::outage_ends`].
+    fn outage_begins(&self) {
+        self.server.refuse_connects(Some("Server is shutting down"));
+        assert_eq!(self.server.drop_device(DEVICE_ID), 1, "one socket to cut");
+    }
+
+    fn outage_ends(&self) {
+        self.server.refuse_connects(None);
+    }
+
+    /// Stop the core politely (cancels what still runs) and the server.
+    async fn shutdown(mut self) {
+        if let Some(device) = self.device.take() {
+            let _ = device.commands.send(Command::Shutdown).await;
+            tokio::time::timeout(WAIT, device.stopped())
+                .await
+                .expect("the core stops");
+        }
+        self.server.shutdown().await;
+    }
+}
+
+/// What the mock streams for [`Script::Slow`] with `chunks` chunks.
+fn slow_text(chunks: usize) -> String {
+    (0..chunks).map(|i| format!("chunk {i}. ")).collect()
+}
+
+/// Checks the text deltas the server received for one task: every offset is exactly the number of
+/// characters before it (no gap, no duplicate, in order). Returns their concatenation.
+fn contiguous_deltas(responses: &[(String, String, Value)]) -> String {
+    let mut text = String::new();
+    let mut chars = 0;
+    for (i, (_, _, payload)) in responses
+        .iter()
+        .filter(|(_, name, _)| name == "response.output_text.delta")
+        .enumerate()
+    {
+        let data = &payload["data"];
+        let delta = data["delta"].as_str().expect("a delta has text");
+        assert_eq!(
+            data["offset"].as_u64(),
+            Some(chars as u64),
+            "delta #{i} {delta:?}: a gap or a duplicate before it (text so far {text:?})"
+        );
+        chars += delta.chars().count();
+        text.push_str(delta);
+    }
+    text
+}
+
+fn count(responses: &[(String, String, Value)], name: &str) -> usize {
+    responses.iter().filter(|(_, n, _)| n == name).count()
+}
+
+fn terminal_names(responses: &[(String, String, Value)]) -> Vec<&str> {
+    responses
+        .iter()
+        .map(|(_, n, _)| n.as_str())
+        .filter(|n| matches!(*n, "response.completed" | "error" | "response.incomplete"))
+        .collect()
+}
+
+// ---- the tests -----------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_answer_streams_to_the_server_and_completes_with_the_full_text() {
+    let text = slow_text(5);
+    let rig = Rig::start(
+        Script::Slow {
+            chunks: 5,
+            interval: Duration::from_millis(200),
+        },
+        Rig::tasks(),
+    )
+    .await;
+    let (task_id, subtask_id) = rig.dispatch("say hello").await;
+
+    let outcome = rig.terminal(task_id).await;
+    assert_eq!(
+        outcome.status,
+        TaskStatus::Completed,
+        "{:?}",
+        outcome.error_message
+    );
+    assert_eq!(outcome.result_text.as_deref(), Some(text.as_str()));
+
+    // The server took the deltas while the task was running: it records a delta only for a
+    // subtask that has not settled yet, and it recorded several, all before the settlement.
+    let events = rig.log.snapshot();
+    let settled_at = events
+        .iter()
+        .position(|e| matches!(e, ServerEvent::TaskSettled { task_id: t, .. } if *t == task_id))
+        .expect("settled");
+    let live: Vec<&str> = events[..settled_at]
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::TaskDelta {
+                subtask_id: s,
+                delta,
+                ..
+            } if *s == subtask_id => Some(delta.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(live.len() >= 2, "streamed in pieces: {live:?}");
+    assert_eq!(live.concat(), text);
+    assert!(!events[settled_at..]
+        .iter()
+        .any(|e| matches!(e, ServerEvent::TaskDelta { subtask_id: s, .. } if *s == subtask_id)));
+
+    let responses = rig.responses(task_id);
+    assert_eq!(
+        responses.first().map(|r| r.1.as_str()),
+        Some("response.created")
+    );
+    assert_eq!(contiguous_deltas(&responses), text);
+    assert_eq!(terminal_names(&responses), ["response.completed"]);
+    let (_, _, done) = responses.last().unwrap();
+    assert_eq!(done["subtask_id"], subtask_id);
+    assert_eq!(
+        done["data"]["response"]["output"][0]["content"][0]["text"],
+        text.as_str()
+    );
+    // The API key of the server's model config reached the API; the prompt went through.
+    let seen = rig.mock.requests();
+    assert_eq!(seen[0].api_key.as_deref(), Some("sk-fake"));
+    assert_eq!(seen[0].prompt, "say hello");
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_turn_creates_a_file_in_the_task_workspace() {
+    let rig = Rig::start(
+        Script::RunCommand {
+            command: "echo hello from the tool > hello.txt".into(),
+            then: "Created hello.txt.".into(),
+        },
+        Rig::tasks(),
+    )
+    .await;
+    let (task_id, _) = rig.dispatch("create hello.txt").await;
+
+    let outcome = rig.terminal(task_id).await;
+    assert_eq!(
+        outcome.status,
+        TaskStatus::Completed,
+        "{:?}",
+        outcome.error_message
+    );
+    assert_eq!(
+        outcome.result_text.as_deref(),
+        Some("Running the command.\n\nCreated hello.txt.")
+    );
+    let written = std::fs::read_to_string(rig.workspace(task_id).join("hello.txt"))
+        .expect("the tool wrote hello.txt in <home>/workspace/<task_id>");
+    assert_eq!(written.trim(), "hello from the tool");
+
+    let responses = rig.responses(task_id);
+    let tool_start = responses
+        .iter()
+        .find(|(_, n, _)| n == "response.output_item.added")
+        .expect("the tool call reached the server");
+    assert_eq!(tool_start.2["data"]["item"]["name"], "Bash");
+    let tool_done = responses
+        .iter()
+        .find(|(_, n, _)| n == "response.output_item.done")
+        .expect("the tool result reached the server");
+    assert_eq!(tool_done.2["data"]["item"]["status"], "completed");
+    assert_eq!(terminal_names(&responses), ["response.completed"]);
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_error_fails_the_server_task_with_the_clis_message() {
+    let rig = Rig::start(
+        Script::ApiError {
+            status: 500,
+            message: "mock api_error".into(),
+        },
+        Rig::tasks(),
+    )
+    .await;
+    let (task_id, _) = rig.dispatch("hi").await;
+
+    let outcome = rig.terminal(task_id).await;
+    assert_eq!(outcome.status, TaskStatus::Failed);
+    let message = outcome.error_message.expect("an error message is stored");
+    assert!(
+        message.contains("API Error: 500") && message.contains("mock api_error"),
+        "{message}"
+    );
+    let responses = rig.responses(task_id);
+    assert_eq!(terminal_names(&responses), ["error"]);
+    let (_, _, error) = responses.last().unwrap();
+    assert_eq!(error["data"]["code"], "api_error");
+    assert_eq!(error["data"]["message"], message.as_str());
+    // The CLI's synthetic "API Error" text is not presented as an answer.
+    assert_eq!(count(&responses, "response.output_text.delta"), 0);
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_from_the_server_stops_the_stream_and_the_process_group() {
+    let rig = Rig::start(
+        Script::Slow {
+            chunks: 300,
+            interval: Duration::from_millis(100),
+        },
+        Rig::tasks(),
+    )
+    .await;
+    let (task_id, _) = rig.dispatch("write slowly").await;
+    rig.deltas_received(task_id, 1).await;
+    let pids = procs::processes_with_cwd(&rig.workspace(task_id));
+    let groups: Vec<i32> = pids
+        .iter()
+        .filter_map(|p| procs::process_group(*p))
+        .collect();
+    assert!(
+        !pids.is_empty() && !groups.is_empty(),
+        "the CLI runs in the task workspace"
+    );
+
+    let answer = rig.server.cancel_task(USER, task_id).await.expect("cancel");
+    assert_eq!(answer["status"], "CANCELLED", "{answer}");
+    let outcome = rig.terminal(task_id).await;
+    assert_eq!(outcome.status, TaskStatus::Cancelled);
+
+    let responses = rig.responses(task_id);
+    assert_eq!(terminal_names(&responses), ["response.incomplete"]);
+    let (_, _, incomplete) = responses.last().unwrap();
+    assert_eq!(incomplete["data"]["response"]["status"], "cancelled");
+    assert_eq!(incomplete["data"]["response"]["error"]["code"], "cancelled");
+    let streamed = contiguous_deltas(&responses);
+    assert!(
+        slow_text(300).starts_with(&streamed) && streamed.len() < slow_text(300).len(),
+        "{streamed:?}"
+    );
+    procs::await_gone(&pids).await;
+    for pgid in groups {
+        procs::await_group_gone(pgid).await;
+    }
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_stream_hits_the_task_timeout_and_fails_the_server_task() {
+    let rig = Rig::start(
+        Script::Stall,
+        TaskConfig {
+            task_timeout: Duration::from_secs(6),
+            ..Rig::tasks()
+        },
+    )
+    .await;
+    let (task_id, _) = rig.dispatch("hang").await;
+    tokio::time::timeout(WAIT, rig.mock.wait_for_requests(1))
+        .await
+        .expect("the CLI reached the mock");
+    let pids = procs::processes_with_cwd(&rig.workspace(task_id));
+    assert!(!pids.is_empty(), "the CLI runs in the task workspace");
+
+    let outcome = rig.terminal(task_id).await;
+    assert_eq!(outcome.status, TaskStatus::Failed);
+    let message = outcome.error_message.unwrap_or_default();
+    assert!(message.contains("task timeout (6 s)"), "{message}");
+    let responses = rig.responses(task_id);
+    assert_eq!(terminal_names(&responses), ["error"]);
+    assert_eq!(responses.last().unwrap().2["data"]["code"], "timeout");
+    procs::await_gone(&pids).await;
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_tasks_at_once_five_run_one_waits_and_every_heartbeat_is_valid() {
+    let chunks = 6;
+    let rig = Rig::start(
+        Script::Slow {
+            chunks,
+            interval: Duration::from_millis(250),
+        },
+        Rig::tasks(),
+    )
+    .await;
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        tasks.push(rig.dispatch(&format!("task {i}")).await.0);
+    }
+    let last = *tasks.last().unwrap();
+
+    // The server's view at the peak: 5 active and 1 queued, the queued one the last to arrive.
+    let peak = rig
+        .log
+        .wait_for("a heartbeat with 5 active + 1 queued", |events| {
+            events.iter().find_map(|e| match e {
+                ServerEvent::Heartbeat { payload, .. }
+                    if payload["runtime_capacity"]["active"] == 5
+                        && payload["runtime_capacity"]["queued"] == 1 =>
+                {
+                    Some(payload.clone())
+                }
+                _ => None,
+            })
+        })
+        .await;
+    let active: Vec<String> = tasks[..5].iter().map(i64::to_string).collect();
+    assert_eq!(peak["runtime_capacity"]["active_task_ids"], json!(active));
+    assert_eq!(peak["runtime_capacity"]["limit"], 5);
+    assert_eq!(peak["running_task_ids"], json!(tasks[..5]));
+
+    for &task_id in &tasks {
+        let outcome = rig.terminal(task_id).await;
+        assert_eq!(
+            outcome.status,
+            TaskStatus::Completed,
+            "task {task_id}: {:?}",
+            outcome.error_message
+        );
+        assert_eq!(
+            outcome.result_text.as_deref(),
+            Some(slow_text(chunks).as_str())
+        );
+    }
+    // The last heartbeat shows the device idle again.
+    rig.log
+        .wait_for("an idle heartbeat", |events| {
+            let last = events.iter().rev().find_map(|e| match e {
+                ServerEvent::Heartbeat { payload, .. } => Some(&payload["runtime_capacity"]),
+                _ => None,
+            })?;
+            (last["active"] == 0 && last["queued"] == 0).then_some(())
+        })
+        .await;
+
+    let beats = rig.heartbeats();
+    assert!(beats.len() >= 3, "{beats:?}");
+    for (payload, ack) in &beats {
+        assert_eq!(*ack, json!({"success": true}), "heartbeat {payload}");
+        let capacity = &payload["runtime_capacity"];
+        assert!(capacity["active"].as_u64().unwrap() <= 5, "{payload}");
+        // The queued task never holds a slot while five others run.
+        if capacity["active"] == 5 && capacity["queued"] == 1 {
+            assert!(!payload["running_task_ids"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(last)));
+        }
+    }
+    // The connection never dropped: one register, no disconnect.
+    assert_eq!(rig.server.register_count(DEVICE_ID), 1);
+    assert!(!rig
+        .log
+        .snapshot()
+        .iter()
+        .any(|e| matches!(e, ServerEvent::Disconnected { .. })));
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_second_outage_mid_stream_loses_and_repeats_nothing() {
+    let (before, after) = (5, 20);
+    let text = slow_text(before + after);
+    let gate = Gate::default();
+    let rig = Rig::start(
+        Script::Gated {
+            before,
+            after,
+            interval: Duration::from_millis(100),
+            gate: gate.clone(),
+        },
+        Rig::tasks(),
+    )
+    .await;
+    let (task_id, _) = rig.dispatch("stream through an outage").await;
+    rig.deltas_received(task_id, before).await;
+    rig.acks_settled().await;
+
+    // The connection is cut and cannot come back for about a second. The answer streams on at
+    // once: its first deltas go into a socket the server no longer reads, until the device
+    // notices the loss.
+    rig.outage_begins();
+    gate.open();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    rig.outage_ends();
+
+    let outcome = rig.terminal(task_id).await;
+    assert_eq!(
+        outcome.status,
+        TaskStatus::Completed,
+        "back within the server's 2 s grace, the task must not fail: {:?}",
+        outcome.error_message
+    );
+    assert_eq!(outcome.result_text.as_deref(), Some(text.as_str()));
+
+    let responses = rig.responses(task_id);
+    // The outage really fell mid-stream: deltas arrived on both sockets.
+    let sids: Vec<&str> = responses
+        .iter()
+        .filter(|(_, n, _)| n == "response.output_text.delta")
+        .map(|(s, _, _)| s.as_str())
+        .fold(Vec::new(), |mut v, s| {
+            if v.last() != Some(&s) {
+                v.push(s);
+            }
+            v
+        });
+    assert_eq!(sids.len(), 2, "deltas before and after the reconnect");
+    assert_eq!(rig.server.register_count(DEVICE_ID), 2);
+    // Exactly the CLI's text, each character once, in order.
+    assert_eq!(contiguous_deltas(&responses), text);
+    assert_eq!(count(&responses, "response.created"), 1);
+    assert_eq!(terminal_names(&responses), ["response.completed"]);
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_past_the_grace_fails_the_task_and_the_late_result_arrives_once() {
+    let (before, after) = (4, 10);
+    let text = slow_text(before + after);
+    let gate = Gate::default();
+    let mut rig = Rig::start(
+        Script::Gated {
+            before,
+            after,
+            interval: Duration::from_millis(100),
+            gate: gate.clone(),
+        },
+        Rig::tasks(),
+    )
+    .await;
+    let (task_id, subtask_id) = rig.dispatch("stream through a long outage").await;
+    rig.deltas_received(task_id, before).await;
+    rig.acks_settled().await;
+
+    rig.outage_begins();
+    gate.open();
+    // The server gives up on the device after its 2 s grace (protocol.md §4) ...
+    let error = rig
+        .log
+        .wait_for("the server to fail the task", |events| {
+            events.iter().find_map(|e| match e {
+                ServerEvent::TaskSettled {
+                    task_id: t,
+                    status: TaskStatus::Failed,
+                    error,
+                    ..
+                } if *t == task_id => Some(error.clone()),
+                _ => None,
+            })
+        })
+        .await;
+    assert_eq!(error.as_deref(), Some("Device disconnected unexpectedly"));
+    // ... while the CLI finishes the answer on the device, offline.
+    rig.device_event(
+        "the task completing",
+        |e| matches!(e, DeviceEvent::TaskCompleted { task_id: t, .. } if *t == task_id),
+    )
+    .await;
+    let before = rig.responses(task_id).len();
+    rig.outage_ends();
+
+    // When the connection returns, the device delivers what it has: the rest of the stream and
+    // its one terminal event, in order, nothing twice.
+    rig.log
+        .wait_for("the late response.completed", |events| {
+            events.iter().find_map(|e| match e {
+                ServerEvent::Responses { name, payload, .. }
+                    if name == "response.completed" && payload["task_id"] == task_id =>
+                {
+                    Some(())
+                }
+                _ => None,
+            })
+        })
+        .await;
+    let responses = rig.responses(task_id);
+    assert!(
+        responses.len() > before,
+        "events were held back while offline"
+    );
+    assert_eq!(contiguous_deltas(&responses), text);
+    assert_eq!(terminal_names(&responses), ["response.completed"]);
+    let (_, _, done) = responses.last().unwrap();
+    assert_eq!(done["subtask_id"], subtask_id);
+    assert_eq!(
+        done["data"]["response"]["output"][0]["content"][0]["text"],
+        text.as_str()
+    );
+    // The server keeps its verdict: a settled task does not change (as the real backend).
+    let outcome = rig.server.task(task_id).unwrap();
+    assert_eq!(outcome.status, TaskStatus::Failed);
+    assert_eq!(
+        outcome.error_message.as_deref(),
+        Some("Device disconnected unexpectedly")
+    );
+    // Nothing more comes for the task: wait for a heartbeat after the flush, then look again.
+    let beats = rig.heartbeats().len();
+    rig.log
+        .wait_for("a heartbeat after the flush", |events| {
+            let n = events
+                .iter()
+                .filter(|e| matches!(e, ServerEvent::Heartbeat { .. }))
+                .count();
+            (n > beats).then_some(())
+        })
+        .await;
+    assert_eq!(rig.responses(task_id).len(), responses.len());
+    rig.shutdown().await;
+}
