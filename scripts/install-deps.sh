@@ -14,7 +14,7 @@ APT_PACKAGES=(
   libayatana-appindicator3-dev librsvg2-dev
   # headless desktop session for the GUI tests (desktop-ci.md §4)
   xvfb x11-utils dbus dbus-x11 gnome-keyring libsecret-tools dunst python3-dbus python3-gi
-  webkit2gtk-driver imagemagick
+  webkit2gtk-driver imagemagick xdotool
   # browser test of the devserver console
   chromium
   # python-socketio wire test

@@ -20,7 +20,9 @@ use std::time::Duration;
 use mock_anthropic::{Gate, MockAnthropic, Script};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch};
-use wegent_devserver::{DevServer, DevServerConfig, RunningDevServer, ServerEvent, TaskStatus};
+use wegent_devserver::{
+    DevServer, DevServerConfig, ModelSettings, RunningDevServer, ServerEvent, TaskStatus,
+};
 use wegent_executor::config::{BackoffConfig, Config, SessionConfig, TaskConfig};
 use wegent_executor::device::{self, DeviceHandle};
 use wegent_executor::status::{Command, DeviceEvent};
@@ -126,6 +128,15 @@ impl Rig {
     /// A devserver with the real disconnect grace (2 s) and otherwise short timings, the mock
     /// API as its model, and the core connected and registered with the demo user's token.
     async fn start(script: Script, tasks: TaskConfig) -> Self {
+        Self::start_with(script, tasks, |_| {}).await
+    }
+
+    /// [`Rig::start`], with a last word on the server's config.
+    async fn start_with(
+        script: Script,
+        tasks: TaskConfig,
+        edit: impl FnOnce(&mut DevServerConfig),
+    ) -> Self {
         let claude = task_harness::claude_path();
         let mock = MockAnthropic::start(script).await;
         let mut cfg = DevServerConfig::for_tests();
@@ -138,6 +149,7 @@ impl Rig {
         cfg.timings.ping_timeout = Duration::from_secs(10);
         cfg.timings.online_ttl = Duration::from_secs(10);
         cfg.timings.cancel_wait = Duration::from_secs(20);
+        edit(&mut cfg);
         let server = DevServer::start(cfg).await.expect("the devserver starts");
         let log = Recorder::start(&server);
 
@@ -822,5 +834,31 @@ async fn an_outage_past_the_grace_fails_the_task_and_the_late_result_arrives_onc
         })
         .await;
     assert_eq!(rig.responses(task_id).len(), responses.len());
+    rig.shutdown().await;
+}
+
+/// Demo mode (`wegent-device --demo`): the devserver answers with its own demo model, so a task
+/// runs end to end through the real CLI with no model account, and says where it ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_devservers_demo_model_answers_a_task_through_the_real_cli() {
+    let rig = Rig::start_with(Script::Text(String::new()), Rig::tasks(), |cfg| {
+        cfg.model = ModelSettings::built_in();
+    })
+    .await;
+    let (task_id, _) = rig.dispatch("What can you do on my machine?").await;
+    let outcome = rig.terminal(task_id).await;
+    assert_eq!(outcome.status, TaskStatus::Completed, "{outcome:?}");
+    let answer = outcome.result_text.unwrap_or_default();
+    assert!(
+        answer.contains("What can you do on my machine?"),
+        "{answer}"
+    );
+    let workspace = rig.workspace(task_id).canonicalize().unwrap();
+    assert!(
+        answer.contains(&workspace.display().to_string()),
+        "the answer names the workspace {}: {answer}",
+        workspace.display()
+    );
+    assert!(rig.mock.requests().is_empty(), "the test mock was not used");
     rig.shutdown().await;
 }

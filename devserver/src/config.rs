@@ -86,9 +86,38 @@ pub enum Storage {
 /// The model the devserver writes into `task:execute` `model_config` (point it at a mock API).
 #[derive(Debug, Clone)]
 pub struct ModelSettings {
+    /// The Anthropic API base URL, or [`ModelSettings::BUILT_IN`] for the devserver's own demo
+    /// model (`{server}/demo-model`, see `model_mock`).
     pub base_url: String,
     pub api_key: String,
     pub model_id: String,
+}
+
+impl ModelSettings {
+    pub const BUILT_IN: &'static str = "builtin";
+    pub const BUILT_IN_PATH: &'static str = "/demo-model";
+
+    /// The devserver's own demo model, served by this server.
+    pub fn built_in() -> Self {
+        Self {
+            base_url: Self::BUILT_IN.into(),
+            ..Self::default()
+        }
+    }
+
+    /// The `base_url` to send, given the URL the device reaches this server at.
+    pub fn base_url_for(&self, server_url: &str) -> String {
+        if self.base_url == Self::BUILT_IN {
+            // With `/v1`, like the model configs Wegent sends; the device strips it for the CLI.
+            format!(
+                "{}{}/v1",
+                server_url.trim_end_matches('/'),
+                Self::BUILT_IN_PATH
+            )
+        } else {
+            self.base_url.clone()
+        }
+    }
 }
 
 impl Default for ModelSettings {
@@ -131,12 +160,13 @@ impl DevServerConfig {
         }
     }
 
-    /// A demo server with the real Wegent timings.
+    /// A demo server with the real Wegent timings, answering tasks with its own demo model.
     pub fn demo(bind: SocketAddr, storage: Storage) -> Self {
         Self {
             bind,
             storage,
             timings: Timings::wegent(),
+            model: ModelSettings::built_in(),
             ..Self::for_tests()
         }
     }

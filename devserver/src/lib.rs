@@ -13,6 +13,7 @@ pub mod faults;
 mod handle;
 pub mod jwt;
 mod listener;
+pub mod model_mock;
 pub mod online;
 pub mod payload;
 mod register;

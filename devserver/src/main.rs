@@ -30,8 +30,9 @@ struct Args {
         hide_env_values = true
     )]
     password: String,
-    /// Model base URL written into task:execute `model_config` (e.g. a mock Anthropic API).
-    #[arg(long, default_value = "http://127.0.0.1:9")]
+    /// Model base URL written into task:execute `model_config`: an Anthropic-compatible API, or
+    /// `builtin` for this server's demo model (scripted answers, no AI, no account needed).
+    #[arg(long, default_value = ModelSettings::BUILT_IN)]
     model_base_url: String,
     /// Model id written into `model_config`.
     #[arg(long, default_value = "claude-sonnet-4-5")]
@@ -63,7 +64,7 @@ async fn main() -> std::process::ExitCode {
     };
     let mut cfg = DevServerConfig::demo(args.bind, storage);
     cfg.demo_user = Some((args.user.clone(), args.password.clone()));
-    // The model key is a placeholder: point the base URL at a mock API that ignores it.
+    // The model key is a placeholder: the built-in demo model and mock APIs ignore it.
     cfg.model = ModelSettings {
         base_url: args.model_base_url,
         model_id: args.model_id,

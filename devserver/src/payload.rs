@@ -54,7 +54,10 @@ pub fn task_execute_payload(p: &ExecuteParams<'_>) -> Value {
     }
     if let Some(mc) = o.get_mut("model_config").and_then(Value::as_object_mut) {
         mc.insert("api_key".into(), json!(p.model.api_key));
-        mc.insert("base_url".into(), json!(p.model.base_url));
+        mc.insert(
+            "base_url".into(),
+            json!(p.model.base_url_for(p.backend_url)),
+        );
         mc.insert("model_id".into(), json!(p.model.model_id));
         if let Some(h) = mc.get_mut("default_headers").and_then(Value::as_object_mut) {
             h.insert("user".into(), json!(p.user.user_name));

@@ -85,6 +85,10 @@ fn app(shared: &Arc<Shared>) -> (Router, SocketIo) {
     let router = Router::new()
         .merge(crate::rest::router())
         .merge(crate::console::router())
+        .nest_service(
+            crate::config::ModelSettings::BUILT_IN_PATH,
+            crate::model_mock::router(crate::model_mock::Script::Demo),
+        )
         .fallback(crate::rest::not_found)
         .layer(layer)
         .with_state(shared.clone());

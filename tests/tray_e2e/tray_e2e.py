@@ -7,8 +7,8 @@ a StatusNotifierWatcher), with Debian's /usr/bin/python3 (python3-dbus):
   tray_e2e.py APP DEVSERVER OUT_DIR
 
 APP is the debug or release `wegent-device`, DEVSERVER the `wegent-devserver` binary (the real
-Wegent-compatible backend of this repo). Tasks run through tests/tray_e2e/fake-claude, a clearly
-marked STAND-IN for the Claude Code CLI (the real CLI is exercised by the core's tests).
+Wegent-compatible backend of this repo). Tasks run the real Claude Code CLI (WEGENT_TEST_CLAUDE, else
+the pinned one in .tools/) against the devserver's built-in demo model: only the model is scripted.
 Writes OUT_DIR/tray-e2e.json (measurements) and OUT_DIR/screenshots/*.png.
 Prints 'N passed, N failed' last; exit status 1 on any failure.
 """
@@ -226,11 +226,14 @@ def main():
                                                       {"user_name": "admin", "password": "admin-pass"}), 30))
     jwt = rest("POST", server_url + "/api/auth/login", {"user_name": "admin", "password": "admin-pass"})["access_token"]
 
-    # The executor home: tasks run the stand-in CLI.
+    # The executor home: tasks run the real, pinned Claude Code CLI.
     home = os.path.join(HOME, ".wegent-executor")
     os.makedirs(home, exist_ok=True)
+    claude = os.environ.get("WEGENT_TEST_CLAUDE") or os.path.join(
+        HERE, "..", "..", ".tools", "claude", "node_modules", ".bin", "claude")
+    check("the Claude Code CLI is installed", os.access(claude, os.X_OK), claude)
     with open(os.path.join(home, "config.toml"), "w") as f:
-        f.write(f'claude_path = "{os.path.join(HERE, "fake-claude")}"\nmax_slots = 5\n')
+        f.write(f'claude_path = "{os.path.abspath(claude)}"\nmax_slots = 5\n')
 
     # ---- 1. token window through WebDriver: refusal shown, then Test & save ----------------
     wd_port = free_port()
@@ -330,11 +333,15 @@ def main():
 
     # ---- 3. a task: slot count, running tasks, notification ---------------------------------
     subprocess.run(["dunstctl", "close-all"], check=False)
-    rest("POST", server_url + "/api/device-chat/tasks",
-         {"teamId": 1, "message": "Say hello from the tray e2e", "deviceId": device_id}, token=jwt)
+    task = rest("POST", server_url + "/api/device-chat/tasks",
+                {"teamId": 1, "message": "Say hello from the tray e2e", "deviceId": device_id}, token=jwt)
     check("slot count goes to 1/5 while the task runs", wait_for(lambda: header_has("1/5 slots"), 20), header())
     check("running task listed in the submenu", wait_for(lambda: node("Running tasks (1)"), 5))
     check("slot count back to 0/5 when done", wait_for(lambda: header_has("Online · 0/5 slots"), 30), header())
+    done = rest("GET", f"{server_url}/api/tasks/{task['taskId']}", token=jwt)
+    check("the server stored the streamed answer (COMPLETED)",
+          done["status"] == "COMPLETED" and "Say hello from the tray e2e" in (done["result_text"] or ""),
+          {k: done.get(k) for k in ("status", "result_text", "error_message")})
     notified = wait_for(lambda: "Task finished" in open(os.path.join(LOGS, "notify-monitor.log"), errors="replace").read(), 15)
     check("'Task finished' notification reached the daemon", notified)
 

@@ -1,0 +1,479 @@
+//! A small mock of the Anthropic Messages API (`POST /v1/messages`, SSE streaming) that the real
+//! Claude Code CLI can run against (claude-cli.md §6). Each mock follows one [`Script`].
+//!
+//! Two users: the tests, where it stands in for the real API (which cannot run here; everything
+//! around it — the CLI, its process, its tools, the files it writes — is real), and the demo mode,
+//! where the devserver serves [`Script::Demo`] under `/demo-model` so a first-time user sees a task
+//! run end to end with Claude Code and no model account.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{any, post};
+use axum::Router;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, Notify};
+
+/// How the mock answers every request.
+#[derive(Debug, Clone)]
+pub enum Script {
+    /// A text answer, streamed in a few deltas.
+    Text(String),
+    /// First turn: a Bash `tool_use` running `command`; after the tool result: `then` as text.
+    RunCommand { command: String, then: String },
+    /// An HTTP error with an `api_error` body carrying `message`, not to be retried.
+    ApiError { status: u16, message: String },
+    /// `chunks` text deltas, one every `interval`.
+    Slow { chunks: usize, interval: Duration },
+    /// Headers and `message_start`, then silence (the CLI has no idle timeout for this).
+    Stall,
+    /// The demo answer: says what happened (the prompt, the working directory Claude Code ran
+    /// in) and that no AI wrote it, streamed slowly enough to watch.
+    Demo,
+    /// `before` text deltas, then a pause until `gate` opens, then `after` more; one every
+    /// `interval`. The text is that of [`Script::Slow`] with `before + after` chunks.
+    Gated {
+        before: usize,
+        after: usize,
+        interval: Duration,
+        gate: Gate,
+    },
+}
+
+/// Holds a [`Script::Gated`] stream until [`Gate::open`].
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self(Arc::new(tokio::sync::watch::channel(false).0))
+    }
+}
+
+impl Gate {
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    async fn wait(&self) {
+        let _ = self.0.subscribe().wait_for(|open| *open).await;
+    }
+}
+
+/// What the mock saw of one request.
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    pub api_key: Option<String>,
+    pub model: String,
+    pub has_tool_result: bool,
+    pub prompt: String,
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    script: Script,
+    seen: Arc<Mutex<Vec<SeenRequest>>>,
+    arrived: Arc<Notify>,
+}
+
+pub struct MockAnthropic {
+    /// Base URL to give the CLI (`ANTHROPIC_BASE_URL`), without `/v1`.
+    pub url: String,
+    shared: Shared,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for MockAnthropic {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl MockAnthropic {
+    pub async fn start(script: Script) -> Self {
+        let shared = Shared {
+            script,
+            seen: Arc::default(),
+            arrived: Arc::default(),
+        };
+        let app = routes(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the mock model API on loopback");
+        let url = format!("http://{}", listener.local_addr().expect("a bound address"));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            url,
+            shared,
+            server,
+        }
+    }
+
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        lock(&self.shared.seen).clone()
+    }
+
+    /// Wait until at least `n` message requests arrived.
+    pub async fn wait_for_requests(&self, n: usize) {
+        loop {
+            let arrived = self.shared.arrived.notified();
+            if self.requests().len() >= n {
+                return;
+            }
+            arrived.await;
+        }
+    }
+}
+
+/// The mock as a router, to mount under another server (the devserver's `/demo-model`).
+pub fn router(script: Script) -> Router {
+    routes(Shared {
+        script,
+        seen: Arc::default(),
+        arrived: Arc::default(),
+    })
+}
+
+fn routes(shared: Shared) -> Router {
+    Router::new()
+        .route("/v1/messages", post(messages))
+        .fallback(any(other))
+        .with_state(shared)
+}
+
+fn lock(seen: &Mutex<Vec<SeenRequest>>) -> std::sync::MutexGuard<'_, Vec<SeenRequest>> {
+    seen.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Warm-up probes (`HEAD /`, `HEAD /api/hello`) and anything unexpected.
+async fn other() -> StatusCode {
+    StatusCode::OK
+}
+
+async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let model = request["model"]
+        .as_str()
+        .unwrap_or("claude-sonnet-4-5")
+        .to_owned();
+    let has_tool_result = last_user_has_tool_result(&request);
+    lock(&shared.seen).push(SeenRequest {
+        api_key: headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        model: model.clone(),
+        has_tool_result,
+        prompt: first_user_text(&request),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+            .collect(),
+    });
+    shared.arrived.notify_waiters();
+
+    if request["stream"] == false {
+        // The CLI's non-streaming fallback: answer with a plain message.
+        let message = json!({"id": "msg_mock_ns", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": "non-streaming answer"}], "stop_reason": "end_turn",
+            "stop_sequence": null, "usage": {"input_tokens": 5, "output_tokens": 3}});
+        return Response::builder()
+            .header("content-type", "application/json")
+            .body(Body::from(message.to_string()))
+            .expect("static response parts");
+    }
+
+    let (tx, rx) = mpsc::channel::<String>(64);
+    let script = shared.script.clone();
+    match script {
+        Script::ApiError { status, message } => {
+            let error =
+                json!({"type": "error", "error": {"type": "api_error", "message": message}});
+            return Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .header("x-should-retry", "false")
+                .body(Body::from(error.to_string()))
+                .expect("static response parts");
+        }
+        Script::Text(text) => {
+            tokio::spawn(async move {
+                let chunks = split_in(&text, 3);
+                let _ = send_text_message(&tx, &model, &chunks, Duration::ZERO).await;
+            });
+        }
+        Script::Slow { chunks, interval } => {
+            tokio::spawn(async move {
+                let chunks: Vec<String> = (0..chunks).map(|i| format!("chunk {i}. ")).collect();
+                let _ = send_text_message(&tx, &model, &chunks, interval).await;
+            });
+        }
+        Script::Gated {
+            before,
+            after,
+            interval,
+            gate,
+        } => {
+            tokio::spawn(async move {
+                let chunks: Vec<String> = (0..before + after)
+                    .map(|i| format!("chunk {i}. "))
+                    .collect();
+                let _ = send_gated_text(&tx, &model, &chunks, before, interval, &gate).await;
+            });
+        }
+        Script::Demo => {
+            let text = demo_answer(&first_user_text(&request), &working_directory(&request));
+            tokio::spawn(async move {
+                let chunks = split_in(&text, 12);
+                let _ = send_text_message(&tx, &model, &chunks, Duration::from_millis(150)).await;
+            });
+        }
+        Script::Stall => {
+            tokio::spawn(async move {
+                let _ = tx.send(message_start(&model)).await;
+                // Keep the stream open until the client goes away.
+                tx.closed().await;
+            });
+        }
+        Script::RunCommand { command, then } => {
+            tokio::spawn(async move {
+                if has_tool_result {
+                    let _ = send_text_message(&tx, &model, &[then], Duration::ZERO).await;
+                } else {
+                    let _ = send_tool_use(&tx, &model, &command).await;
+                }
+            });
+        }
+    }
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        let chunk = rx.recv().await?;
+        Some((Ok::<_, Infallible>(Bytes::from(chunk)), rx))
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .header("request-id", "req_mock")
+        .body(Body::from_stream(stream))
+        .expect("static response parts")
+}
+
+type Sent = Result<(), mpsc::error::SendError<String>>;
+
+fn sse(event: &str, data: Value) -> String {
+    format!("event: {event}\ndata: {data}\n\n")
+}
+
+fn message_start(model: &str) -> String {
+    let id = format!("msg_mock_{}", rand_suffix());
+    sse(
+        "message_start",
+        json!({"type": "message_start", "message": {"id": id, "type": "message", "role": "assistant",
+            "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 12, "output_tokens": 1, "cache_creation_input_tokens": 0,
+                      "cache_read_input_tokens": 0}}}),
+    )
+}
+
+fn message_end(stop_reason: &str) -> [String; 2] {
+    [
+        sse(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": null},
+                   "usage": {"output_tokens": 7}}),
+        ),
+        sse("message_stop", json!({"type": "message_stop"})),
+    ]
+}
+
+async fn send_text_message(
+    tx: &mpsc::Sender<String>,
+    model: &str,
+    chunks: &[String],
+    interval: Duration,
+) -> Sent {
+    tx.send(message_start(model)).await?;
+    tx.send(sse(
+        "content_block_start",
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+    ))
+    .await?;
+    for chunk in chunks {
+        if !interval.is_zero() {
+            tokio::time::sleep(interval).await;
+        }
+        tx.send(sse(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": chunk}}),
+        ))
+        .await?;
+    }
+    tx.send(sse(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ))
+    .await?;
+    for event in message_end("end_turn") {
+        tx.send(event).await?;
+    }
+    Ok(())
+}
+
+async fn send_gated_text(
+    tx: &mpsc::Sender<String>,
+    model: &str,
+    chunks: &[String],
+    before: usize,
+    interval: Duration,
+    gate: &Gate,
+) -> Sent {
+    tx.send(message_start(model)).await?;
+    tx.send(sse(
+        "content_block_start",
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+    ))
+    .await?;
+    for (i, chunk) in chunks.iter().enumerate() {
+        if i == before {
+            gate.wait().await;
+        }
+        tokio::time::sleep(interval).await;
+        tx.send(sse(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": chunk}}),
+        ))
+        .await?;
+    }
+    tx.send(sse(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ))
+    .await?;
+    for event in message_end("end_turn") {
+        tx.send(event).await?;
+    }
+    Ok(())
+}
+
+async fn send_tool_use(tx: &mpsc::Sender<String>, model: &str, command: &str) -> Sent {
+    tx.send(message_start(model)).await?;
+    let input = json!({"command": command, "description": "Run the scripted command"});
+    let id = format!("toolu_mock_{}", rand_suffix());
+    let events = [
+        sse(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        sse(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Running the command."}}),
+        ),
+        sse(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        sse(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": id, "name": "Bash", "input": {}}}),
+        ),
+        sse(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": input.to_string()}}),
+        ),
+        sse(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 1}),
+        ),
+    ];
+    for event in events {
+        tx.send(event).await?;
+    }
+    for event in message_end("tool_use") {
+        tx.send(event).await?;
+    }
+    Ok(())
+}
+
+fn last_user_has_tool_result(request: &Value) -> bool {
+    let Some(messages) = request["messages"].as_array() else {
+        return false;
+    };
+    messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .and_then(|m| m["content"].as_array())
+        .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "tool_result"))
+}
+
+/// The last text block of the first user message (after the CLI's `<system-reminder>` blocks).
+fn first_user_text(request: &Value) -> String {
+    let Some(first) = request["messages"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["role"] == "user"))
+    else {
+        return String::new();
+    };
+    match &first["content"] {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .rev()
+            .find_map(|b| b["text"].as_str())
+            .unwrap_or_default()
+            .to_owned(),
+        _ => String::new(),
+    }
+}
+
+/// The directory Claude Code runs in, from its `# Environment` block
+/// (`Primary working directory: …`), which 2.1.330 sends in a `role:"system"` message and older
+/// versions in `system`: search every string of the request.
+fn working_directory(request: &Value) -> String {
+    fn find(value: &Value) -> Option<String> {
+        match value {
+            Value::String(s) => s.lines().find_map(|l| {
+                let (_, rest) = l.split_once("Primary working directory:")?;
+                Some(rest.trim().to_owned())
+            }),
+            Value::Array(items) => items.iter().find_map(find),
+            Value::Object(map) => map.values().find_map(find),
+            _ => None,
+        }
+    }
+    find(request).unwrap_or_default()
+}
+
+fn demo_answer(prompt: &str, cwd: &str) -> String {
+    let place = if cwd.is_empty() {
+        "in this task's workspace".to_owned()
+    } else {
+        format!("in `{cwd}`")
+    };
+    let prompt: String = prompt.chars().take(200).collect();
+    format!(
+        "Hello from your own machine! You asked: \"{prompt}\". This task was dispatched by the \
+         devserver to your Wegent device, which started Claude Code {place} and streamed this \
+         answer back live. The words come from the devserver's demo model, not from an AI: \
+         connect Wegent Device to a Wegent server to get real answers."
+    )
+}
+
+fn split_in(text: &str, parts: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let size = chars.len().div_ceil(parts).max(1);
+    chars.chunks(size).map(|c| c.iter().collect()).collect()
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("{:06}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
