@@ -207,13 +207,13 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
         Script::Text(text) => {
             tokio::spawn(async move {
                 let chunks = split_in(&text, 3);
-                let _ = send_text_message(&tx, &model, &chunks, Duration::ZERO).await;
+                let _ = send_text_message(&tx, &model, &chunks, Duration::ZERO, None).await;
             });
         }
         Script::Slow { chunks, interval } => {
             tokio::spawn(async move {
                 let chunks: Vec<String> = (0..chunks).map(|i| format!("chunk {i}. ")).collect();
-                let _ = send_text_message(&tx, &model, &chunks, interval).await;
+                let _ = send_text_message(&tx, &model, &chunks, interval, None).await;
             });
         }
         Script::Gated {
@@ -226,14 +226,16 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
                 let chunks: Vec<String> = (0..before + after)
                     .map(|i| format!("chunk {i}. "))
                     .collect();
-                let _ = send_gated_text(&tx, &model, &chunks, before, interval, &gate).await;
+                let _ =
+                    send_text_message(&tx, &model, &chunks, interval, Some((before, &gate))).await;
             });
         }
         Script::Demo => {
             let text = demo_answer(&first_user_text(&request), &working_directory(&request));
             tokio::spawn(async move {
                 let chunks = split_in(&text, 12);
-                let _ = send_text_message(&tx, &model, &chunks, Duration::from_millis(150)).await;
+                let _ =
+                    send_text_message(&tx, &model, &chunks, Duration::from_millis(150), None).await;
             });
         }
         Script::Stall => {
@@ -246,7 +248,7 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
         Script::RunCommand { command, then } => {
             tokio::spawn(async move {
                 if has_tool_result {
-                    let _ = send_text_message(&tx, &model, &[then], Duration::ZERO).await;
+                    let _ = send_text_message(&tx, &model, &[then], Duration::ZERO, None).await;
                 } else {
                     let _ = send_tool_use(&tx, &model, &command).await;
                 }
@@ -293,46 +295,14 @@ fn message_end(stop_reason: &str) -> [String; 2] {
     ]
 }
 
+/// A streamed text answer: one delta per chunk, `interval` apart; with `gate`, the stream pauses
+/// before chunk `gate.0` until the gate opens.
 async fn send_text_message(
     tx: &mpsc::Sender<String>,
     model: &str,
     chunks: &[String],
     interval: Duration,
-) -> Sent {
-    tx.send(message_start(model)).await?;
-    tx.send(sse(
-        "content_block_start",
-        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-    ))
-    .await?;
-    for chunk in chunks {
-        if !interval.is_zero() {
-            tokio::time::sleep(interval).await;
-        }
-        tx.send(sse(
-            "content_block_delta",
-            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": chunk}}),
-        ))
-        .await?;
-    }
-    tx.send(sse(
-        "content_block_stop",
-        json!({"type": "content_block_stop", "index": 0}),
-    ))
-    .await?;
-    for event in message_end("end_turn") {
-        tx.send(event).await?;
-    }
-    Ok(())
-}
-
-async fn send_gated_text(
-    tx: &mpsc::Sender<String>,
-    model: &str,
-    chunks: &[String],
-    before: usize,
-    interval: Duration,
-    gate: &Gate,
+    gate: Option<(usize, &Gate)>,
 ) -> Sent {
     tx.send(message_start(model)).await?;
     tx.send(sse(
@@ -341,10 +311,14 @@ async fn send_gated_text(
     ))
     .await?;
     for (i, chunk) in chunks.iter().enumerate() {
-        if i == before {
-            gate.wait().await;
+        if let Some((at, gate)) = gate {
+            if i == at {
+                gate.wait().await;
+            }
         }
-        tokio::time::sleep(interval).await;
+        if !interval.is_zero() {
+            tokio::time::sleep(interval).await;
+        }
         tx.send(sse(
             "content_block_delta",
             json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": chunk}}),
