@@ -290,23 +290,12 @@ fn cli_alone(claude: &std::path::Path, base_url: &str) -> (f64, f64) {
     let payload = task_harness::payload(1, 2, "say hello", base_url);
     let prompt_file = dir.path().join("system-prompt.md");
     std::fs::write(&prompt_file, payload["system_prompt"].as_str().unwrap()).unwrap();
+    // The device's own argument list (claude::args), so both sides run the same command.
+    let request = wegent_executor::task::payload::parse(&payload).unwrap();
+    let args = wegent_executor::task::claude::args(&request, None, Some(&prompt_file));
     let started = Instant::now();
     let mut child = std::process::Command::new(claude)
-        .args([
-            "-p",
-            "--input-format",
-            "stream-json",
-            "--output-format",
-            "stream-json",
-            "--verbose",
-            "--include-partial-messages",
-            "--permission-mode",
-            "bypassPermissions",
-            "--model",
-            "claude-sonnet-4-5",
-            "--append-system-prompt-file",
-        ])
-        .arg(&prompt_file)
+        .args(&args)
         .current_dir(dir.path())
         .env("ANTHROPIC_BASE_URL", base_url)
         .env("ANTHROPIC_API_KEY", "sk-fake")

@@ -116,13 +116,19 @@ impl StreamMapper {
                 match delta.get("type").and_then(Value::as_str) {
                     Some("text_delta") => {
                         if let Some(id) = line.get("api_message_id").and_then(Value::as_str) {
-                            self.streamed_messages.insert(id.to_owned());
+                            // Checked first: one allocation per message, not per delta.
+                            if !self.streamed_messages.contains(id) {
+                                self.streamed_messages.insert(id.to_owned());
+                            }
                         }
                         self.text_chunk(delta["text"].as_str().unwrap_or_default())
                     }
                     Some("thinking_delta") => {
                         if let Some(id) = line.get("api_message_id").and_then(Value::as_str) {
-                            self.streamed_messages.insert(id.to_owned());
+                            // Checked first: one allocation per message, not per delta.
+                            if !self.streamed_messages.contains(id) {
+                                self.streamed_messages.insert(id.to_owned());
+                            }
                         }
                         let t = delta["thinking"].as_str().unwrap_or_default();
                         if t.is_empty() {
