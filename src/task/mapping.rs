@@ -101,6 +101,16 @@ impl StreamMapper {
         vec![event]
     }
 
+    /// Remember that this API message streamed partial deltas (its full copy in the later
+    /// `assistant` line is then not sent again). Checked first: one allocation per message.
+    fn note_streamed(&mut self, line: &Value) {
+        if let Some(id) = line.get("api_message_id").and_then(Value::as_str) {
+            if !self.streamed_messages.contains(id) {
+                self.streamed_messages.insert(id.to_owned());
+            }
+        }
+    }
+
     /// Partial messages (`--include-partial-messages`): real token streaming.
     fn stream_event(&mut self, line: &Value) -> Vec<ResponsesEvent> {
         let event = &line["event"];
@@ -115,21 +125,11 @@ impl StreamMapper {
                 let delta = &event["delta"];
                 match delta.get("type").and_then(Value::as_str) {
                     Some("text_delta") => {
-                        if let Some(id) = line.get("api_message_id").and_then(Value::as_str) {
-                            // Checked first: one allocation per message, not per delta.
-                            if !self.streamed_messages.contains(id) {
-                                self.streamed_messages.insert(id.to_owned());
-                            }
-                        }
+                        self.note_streamed(line);
                         self.text_chunk(delta["text"].as_str().unwrap_or_default())
                     }
                     Some("thinking_delta") => {
-                        if let Some(id) = line.get("api_message_id").and_then(Value::as_str) {
-                            // Checked first: one allocation per message, not per delta.
-                            if !self.streamed_messages.contains(id) {
-                                self.streamed_messages.insert(id.to_owned());
-                            }
-                        }
+                        self.note_streamed(line);
                         let t = delta["thinking"].as_str().unwrap_or_default();
                         if t.is_empty() {
                             Vec::new()
