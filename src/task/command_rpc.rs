@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
-use super::process;
+use super::{child_env, process};
 
 const DEFAULT_TIMEOUT_SECS: u64 = 60;
 const MAX_TIMEOUT_SECS: u64 = 600;
@@ -100,13 +100,21 @@ pub fn parse(payload: &Value) -> Result<CommandRequest, String> {
         .into_iter()
         .find_map(|v| v.as_str().filter(|s| !s.is_empty()))
         .map(PathBuf::from);
-    let env = payload["env"]
+    let env: Vec<(String, String)> = payload["env"]
         .as_object()
         .into_iter()
         .flatten()
         .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
         .filter(|(k, v)| !k.is_empty() && !k.contains(['=', '\0']) && !v.contains('\0'))
         .collect();
+    let refused = child_env::refused_names(env.iter().map(|(k, _): &(String, String)| k.as_str()));
+    if !refused.is_empty() {
+        tracing::warn!(names = ?refused, "refused a command with dangerous environment variables");
+        return Err(format!(
+            "Refused environment variable(s) {} in `env`: they can make the command run other code. Remove them and send the command again.",
+            refused.join(", ")
+        ));
+    }
     let timeout = payload["timeout_seconds"]
         .as_f64()
         .filter(|t| *t > 0.0)
@@ -180,7 +188,8 @@ pub async fn run(req: &CommandRequest) -> CommandOutcome {
         }
         cmd.current_dir(cwd);
     }
-    cmd.envs(req.env.iter().map(|(k, v)| (k, v)))
+    child_env::prepare(&mut cmd)
+        .envs(req.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -278,6 +287,18 @@ mod tests {
         assert_eq!(r.timeout, Duration::from_secs(600));
         assert_eq!(r.max_output_bytes, DEFAULT_MAX_OUTPUT);
         assert!(parse(&json!({})).is_err());
+    }
+
+    #[test]
+    fn dangerous_env_names_refuse_the_command_naming_them() {
+        let err = parse(&json!({"argv": ["true"], "env": {"OK": "1", "LD_PRELOAD": "/tmp/x.so", "BASH_ENV": "/tmp/rc"}}))
+            .unwrap_err();
+        assert!(
+            err.contains("LD_PRELOAD") && err.contains("BASH_ENV"),
+            "{err}"
+        );
+        assert!(!err.contains("/tmp/x.so"), "values are not echoed: {err}");
+        assert!(parse(&json!({"argv": ["true"], "env": {"GIT_TOKEN": "t"}})).is_ok());
     }
 
     #[tokio::test]

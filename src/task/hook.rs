@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
+use super::child_env;
 use super::command_rpc::read_capped;
 use super::process;
 
@@ -24,7 +25,8 @@ pub struct HookIds<'a> {
 /// Run `hook` in the task workspace. `Err` is the message for the user.
 pub async fn run(hook: &Path, ids: HookIds<'_>, timeout: Duration) -> Result<(), String> {
     let mut cmd = Command::new(hook);
-    cmd.current_dir(ids.workspace)
+    child_env::prepare(&mut cmd)
+        .current_dir(ids.workspace)
         .env("WEGENT_TASK_ID", ids.task_id.to_string())
         .env("WEGENT_SUBTASK_ID", ids.subtask_id.to_string())
         .env("WEGENT_WORKSPACE", ids.workspace)

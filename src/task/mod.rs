@@ -7,8 +7,10 @@
 //! - [`runner`]: one turn's lifecycle; [`emitter`]: exactly one terminal event per turn.
 //! - [`manager`] (this module's [`TaskManager`]): queue, slots, cancel, shutdown.
 //! - [`command_rpc`]: `device:execute_command`; [`hook`]: the pre-execute hook.
+//! - [`child_env`]: every child's environment (scrubbed; dangerous payload names refused).
 //! - [`process`]: process groups and stopping them; [`workspace`]: per-task directories.
 
+pub mod child_env;
 pub mod claude;
 pub mod command_rpc;
 mod emitter;

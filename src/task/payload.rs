@@ -169,6 +169,14 @@ impl EnvBuilder {
         if is_secret_name(name) && !value.trim().is_empty() {
             self.secrets.push(value.to_owned());
         }
+        if super::child_env::is_dangerous_name(name) {
+            // Name only: the value may be a secret or an attack, and neither belongs in a log.
+            tracing::warn!(
+                name,
+                "refused a dangerous environment variable from the task payload"
+            );
+            return;
+        }
         self.vars.retain(|(n, _)| n != name);
         self.vars.push((name.to_owned(), value.to_owned()));
     }
@@ -346,6 +354,29 @@ mod tests {
         assert_eq!(r.permission_mode, "bypassPermissions");
         assert!(r.secrets.contains(&"ghp_abcdef".to_owned()));
         assert!(r.secrets.contains(&"explicit-key".to_owned()));
+    }
+
+    #[test]
+    fn dangerous_env_names_from_any_part_of_the_payload_are_dropped() {
+        let r = parse(&json!({
+            "task_id": 1, "subtask_id": 2,
+            "bot": [{"agent_config": {"env": {"LD_PRELOAD": "/tmp/evil.so", "KEEP_ME": "1"}}}],
+            "model_config": {"NODE_OPTIONS": "--require /tmp/x.js", "api_key": "k-1",
+                "env": {"BASH_ENV": "/tmp/rc", "GIT_CONFIG_COUNT": "1", "PATH": "/tmp", "ANTHROPIC_MODEL": "m"}},
+        }))
+        .unwrap();
+        for name in [
+            "LD_PRELOAD",
+            "NODE_OPTIONS",
+            "BASH_ENV",
+            "GIT_CONFIG_COUNT",
+            "PATH",
+        ] {
+            assert_eq!(env_of(&r, name), None, "{name}");
+        }
+        assert_eq!(env_of(&r, "KEEP_ME"), Some("1"));
+        assert_eq!(env_of(&r, "ANTHROPIC_MODEL"), Some("m"));
+        assert_eq!(env_of(&r, "ANTHROPIC_API_KEY"), Some("k-1"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use tokio::process::Command;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::child_env;
 use super::claude;
 use super::emitter::Emitter;
 use super::events::{self, ResponsesEvent};
@@ -164,7 +165,8 @@ async fn run_claude(
     };
     let (req, dirs) = (launch.req, launch.dirs);
     let mut cmd = Command::new(launch.program);
-    cmd.args(claude::args(req, launch.resume, launch.system_prompt_file))
+    child_env::prepare(&mut cmd)
+        .args(claude::args(req, launch.resume, launch.system_prompt_file))
         .envs(claude::env(req, dirs, process::is_root()))
         .current_dir(&dirs.workspace)
         .stdin(Stdio::piped())

@@ -1,0 +1,216 @@
+//! Trust, end to end with the real `wegent-executor` binary against the in-process devserver:
+//! what the device's children can see of the device, and what outlives it.
+//!
+//! Real parts: the binary, the devserver, the Claude Code CLI (pinned) running real tools, the
+//! pre-execute hook, command RPC. Only the Anthropic API is the devserver's mock (it cannot run
+//! here).
+#![cfg(target_os = "linux")]
+
+#[path = "support/mock_anthropic.rs"]
+mod mock_anthropic;
+#[path = "support/task_harness.rs"]
+mod task_harness;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mock_anthropic::{MockAnthropic, Script};
+use serde_json::{json, Value};
+use tokio::process::{Child, Command};
+use wegent_devserver::{
+    DevServer, DevServerConfig, RunningDevServer, ServerEvent, TaskStatus, Timings,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wegent-executor");
+const WAIT: Duration = Duration::from_secs(60);
+const USER: &str = "admin";
+/// A second device secret in the device's environment: unused (WEGENT_TOKEN wins), and never a
+/// child's business either.
+const AUTH_CANARY: &str = "wg-canary-auth-token-5f2e9c";
+
+/// Every server event from the moment of the call.
+struct Recorder(Arc<Mutex<Vec<ServerEvent>>>);
+
+impl Recorder {
+    fn start(server: &RunningDevServer) -> Self {
+        let mut stream = server.events();
+        let events: Arc<Mutex<Vec<ServerEvent>>> = Arc::default();
+        let sink = events.clone();
+        tokio::spawn(async move {
+            while let Ok(e) = stream.next().await {
+                sink.lock().unwrap().push(e);
+            }
+        });
+        Self(events)
+    }
+
+    /// Every Responses event of `task_id`, serialized: what the server stores and shows.
+    fn responses_text(&self, task_id: i64) -> String {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                ServerEvent::Responses { name, payload, .. } if payload["task_id"] == task_id => {
+                    Some(format!("{name} {payload}\n"))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+async fn devserver(mock: &MockAnthropic) -> RunningDevServer {
+    let mut cfg = DevServerConfig::for_tests();
+    cfg.model.base_url = format!("{}/v1", mock.url);
+    cfg.model.api_key = "sk-fake".into();
+    // The binary heartbeats every 30 s, as against the real backend: the real online TTL.
+    cfg.timings.online_ttl = Timings::wegent().online_ttl;
+    cfg.timings.monitor_interval = Timings::wegent().monitor_interval;
+    DevServer::start(cfg).await.expect("the devserver starts")
+}
+
+/// `wegent-executor` as a user starts it, with its token in `WEGENT_TOKEN`.
+fn device(home: &Path, server: &RunningDevServer, device_id: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_remove("RUST_LOG")
+        .env("WEGENT_EXECUTOR_HOME", home)
+        .env("WEGENT_NO_KEYCHAIN", "1")
+        .env("WEGENT_BACKEND_URL", server.url())
+        .env("WEGENT_AUTH_TOKEN", AUTH_CANARY)
+        .env("DEVICE_ID", device_id)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn online(server: &RunningDevServer, device_id: &str) {
+    let mut events = server.events();
+    events
+        .heartbeat_of(device_id, WAIT)
+        .await
+        .expect("the device comes online");
+}
+
+fn hook_script(dir: &Path, env_file: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("hook.sh");
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\nenv > '{}'\n", env_file.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn assert_clean(what: &str, text: &str, token: &str) {
+    for secret in [token, AUTH_CANARY] {
+        assert!(
+            !text.contains(secret),
+            "{what} carries a device secret:\n{text}"
+        );
+    }
+    assert!(
+        !text.contains("WEGENT_BACKEND_URL") && !text.contains("DEVICE_ID="),
+        "{what} carries the device's configuration:\n{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_child_sees_the_devices_token_and_no_task_output_carries_it() {
+    let scratch = tempfile::tempdir().unwrap();
+    let claude_env = scratch.path().join("claude-tool.env");
+    let hook_env = scratch.path().join("hook.env");
+    // The agent's tool prints the environment into the task's output (as any `env` would), and
+    // keeps a full copy for the test.
+    let mock = MockAnthropic::start(Script::RunCommand {
+        command: format!(
+            "env > '{}'; env | grep -E 'WEGENT|DEVICE|TOKEN' | sort",
+            claude_env.display()
+        ),
+        then: "Printed the environment.".into(),
+    })
+    .await;
+    let server = devserver(&mock).await;
+    let token = server.demo_token().unwrap();
+    let log = Recorder::start(&server);
+    let home = tempfile::tempdir().unwrap();
+    let device_id = "trust-env-device";
+    let hook = hook_script(scratch.path(), &hook_env);
+    let claude = task_harness::claude_path();
+    let mut cmd = device(
+        home.path(),
+        &server,
+        device_id,
+        &[
+            "--claude-path",
+            claude.to_str().unwrap(),
+            "--pre-execute-hook",
+            hook.to_str().unwrap(),
+        ],
+    );
+    cmd.env("WEGENT_TOKEN", &token);
+    let _device: Child = cmd.spawn().unwrap();
+    online(&server, device_id).await;
+
+    let task = server
+        .dispatch_task(USER, Some(device_id), "print the environment")
+        .await
+        .expect("dispatch");
+    let outcome = server
+        .wait_task_terminal(task.task_id, WAIT)
+        .await
+        .expect("the task ends");
+    assert_eq!(outcome.status, TaskStatus::Completed, "{outcome:?}");
+
+    let tool_env = std::fs::read_to_string(&claude_env).expect("the tool ran");
+    assert!(tool_env.contains("PATH="), "{tool_env}");
+    assert_clean("the environment of Claude's tool", &tool_env, &token);
+    let hook_seen = std::fs::read_to_string(&hook_env).expect("the hook ran");
+    assert!(hook_seen.contains("WEGENT_TASK_ID="), "{hook_seen}");
+    assert_clean("the hook's environment", &hook_seen, &token);
+    // The tool's output reached the server (so a token in it would have too) ...
+    let sent = log.responses_text(task.task_id);
+    assert!(sent.contains("WEGENT_TASK_ID="), "{sent}");
+    // ... without the device's secrets.
+    assert_clean("the task output sent to the server", &sent, &token);
+
+    let ack = server
+        .call_device(
+            device_id,
+            "device:execute_command",
+            &json!({"argv": ["env"], "timeout_seconds": 10}),
+            WAIT,
+        )
+        .await
+        .expect("the command is answered");
+    let stdout = ack["stdout"].as_str().unwrap_or_default();
+    assert!(stdout.contains("PATH="), "{ack}");
+    assert_clean("a command RPC's environment", stdout, &token);
+
+    // A payload cannot plant a loader or shell hook in a command.
+    let ack: Value = server
+        .call_device(
+            device_id,
+            "device:execute_command",
+            &json!({"argv": ["true"], "env": {"LD_PRELOAD": "/tmp/evil.so"}, "timeout_seconds": 10}),
+            WAIT,
+        )
+        .await
+        .expect("the refusal is answered");
+    assert_eq!(ack["success"], false, "{ack}");
+    assert!(
+        ack["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("LD_PRELOAD"),
+        "{ack}"
+    );
+    server.shutdown().await;
+}
