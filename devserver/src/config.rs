@@ -144,10 +144,18 @@ pub struct DevServerConfig {
     pub model: ModelSettings,
     /// Command keys accepted by `POST /api/devices/{id}/commands` → shell command line.
     pub commands: BTreeMap<String, String>,
+    /// The URL devices reach this server at. Every URL the devserver writes into a payload
+    /// (`backend_url`, the demo model's `base_url`) is built from it, never from a request's
+    /// `Host` header. `None`: `http://<bound address>` (an unspecified address → 127.0.0.1).
+    pub public_url: Option<String>,
+    /// `Host` header names accepted besides loopback ones (DNS-rebinding guard, `host_guard`);
+    /// `"*"` accepts any. The host of `public_url` is always accepted.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl DevServerConfig {
-    /// A test server: 127.0.0.1 on a free port, in memory, fast timings, demo user `admin`/`admin-pass`.
+    /// A test server: 127.0.0.1 on a free port, in memory, fast timings, user `admin`/`admin-pass`
+    /// (a fixed password for tests only; [`DevServerConfig::demo`] picks a random one).
     pub fn for_tests() -> Self {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -157,19 +165,41 @@ impl DevServerConfig {
             demo_user: Some(("admin".into(), "admin-pass".into())),
             model: ModelSettings::default(),
             commands: default_commands(),
+            public_url: None,
+            allowed_hosts: Vec::new(),
         }
     }
 
-    /// A demo server with the real Wegent timings, answering tasks with its own demo model.
+    /// A demo server with the real Wegent timings, answering tasks with its own demo model. The
+    /// demo account `admin` gets a random password per run ([`demo_password`]): a fixed one would
+    /// let any local process or web page that guesses it drive the user's device.
     pub fn demo(bind: SocketAddr, storage: Storage) -> Self {
         Self {
             bind,
             storage,
             timings: Timings::wegent(),
             model: ModelSettings::built_in(),
+            demo_user: Some(("admin".into(), demo_password())),
             ..Self::for_tests()
         }
     }
+
+    /// The URL for payloads and printing, given the address actually bound.
+    pub fn public_url_for(&self, bound: SocketAddr) -> String {
+        if let Some(url) = &self.public_url {
+            return url.trim_end_matches('/').to_string();
+        }
+        let mut addr = bound;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{addr}")
+    }
+}
+
+/// A fresh random password for the demo account (16 random bytes, URL-safe).
+pub fn demo_password() -> String {
+    crate::random_token(16)
 }
 
 /// A subset of the server's built-in command keys (`command_registry.py`).

@@ -130,7 +130,7 @@ impl RunningDevServer {
         user_name: &str,
         req: DispatchRequest,
     ) -> Result<Dispatched, ApiError> {
-        crate::tasks::dispatch(&self.shared, &self.user(user_name), req, &self.url()).await
+        crate::tasks::dispatch(&self.shared, &self.user(user_name), req).await
     }
 
     /// `GET /api/tasks/{id}` (any user).

@@ -11,6 +11,7 @@ mod device_ns;
 pub mod events;
 pub mod faults;
 mod handle;
+pub mod host_guard;
 pub mod jwt;
 mod listener;
 pub mod model_mock;

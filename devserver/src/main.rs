@@ -22,14 +22,17 @@ struct Args {
     /// Demo account user name.
     #[arg(long, default_value = "admin")]
     user: String,
-    /// Demo account password.
-    #[arg(
-        long,
-        default_value = "admin-pass",
-        env = "WEGENT_DEVSERVER_PASSWORD",
-        hide_env_values = true
-    )]
-    password: String,
+    /// Demo account password. Default: a random one per run, printed at start.
+    #[arg(long, env = "WEGENT_DEVSERVER_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// The URL devices reach this server at (for `backend_url` and the demo model URL in task
+    /// payloads). Default: http://<bound address>.
+    #[arg(long, env = "WEGENT_DEVSERVER_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// A Host name to answer besides 127.0.0.1, localhost and [::1] (repeatable; `*` for any).
+    /// Needed when devices or browsers reach this server under another name (DNS-rebinding guard).
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    allowed_hosts: Vec<String>,
     /// Model base URL written into task:execute `model_config`: an Anthropic-compatible API, or
     /// `builtin` for this server's demo model (scripted answers, no AI, no account needed).
     #[arg(long, default_value = ModelSettings::BUILT_IN)]
@@ -63,7 +66,13 @@ async fn main() -> std::process::ExitCode {
         Storage::File(args.data_dir.join("devserver.sqlite3"))
     };
     let mut cfg = DevServerConfig::demo(args.bind, storage);
-    cfg.demo_user = Some((args.user.clone(), args.password.clone()));
+    let password = args
+        .password
+        .clone()
+        .unwrap_or_else(wegent_devserver::config::demo_password);
+    cfg.demo_user = Some((args.user.clone(), password.clone()));
+    cfg.public_url = args.public_url.clone();
+    cfg.allowed_hosts = args.allowed_hosts.clone();
     // The model key is a placeholder: the built-in demo model and mock APIs ignore it.
     cfg.model = ModelSettings {
         base_url: args.model_base_url,
@@ -95,10 +104,18 @@ async fn main() -> std::process::ExitCode {
     };
     println!("Wegent devserver listening on {}", server.url());
     println!("  console:   {}/", server.url());
-    println!(
-        "  account:   {} (password: --password or WEGENT_DEVSERVER_PASSWORD, default admin-pass)",
-        args.user
-    );
+    if server.public_url() != server.url() {
+        println!("  public:    {}", server.public_url());
+    }
+    if args.password.is_some() {
+        println!(
+            "  account:   {} (password from --password / WEGENT_DEVSERVER_PASSWORD)",
+            args.user
+        );
+    } else {
+        // Random per run and shown only here, so the person who started the server can sign in.
+        println!("  account:   {} / password: {password}", args.user);
+    }
     println!("  token:     {}", server.demo_token().unwrap_or_default());
     println!(
         "  connect:   WEGENT_BACKEND_URL={} WEGENT_AUTH_TOKEN=<token> wegent-executor",

@@ -156,15 +156,10 @@ async fn list_api_keys(
 async fn dispatch_task(
     State(state): State<AppState>,
     JwtOrKeyUser(user): JwtOrKeyUser,
-    headers: HeaderMap,
     body: Result<Json<DispatchRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(req) = body.map_err(|e| ApiError::new(422, e.body_text()))?;
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    let dispatched = crate::tasks::dispatch(&state, &user, req, &format!("http://{host}")).await?;
+    let dispatched = crate::tasks::dispatch(&state, &user, req).await?;
     Ok(Json(serde_json::to_value(dispatched).unwrap_or_default()))
 }
 

@@ -119,8 +119,9 @@ struct CommandBody {
     cwd: Option<String>,
     #[serde(default)]
     args: Vec<String>,
-    #[serde(default)]
-    env: serde_json::Map<String, Value>,
+    // No `env`: the real server forwards a caller's `env` to the device, which would let any
+    // holder of a login token set `LD_PRELOAD`, `BASH_ENV`, `GIT_CONFIG_*`… for a command the
+    // devserver itself chose. A body's `env` is ignored and the device gets `{}`.
     #[serde(default = "default_timeout")]
     timeout_seconds: u64,
     #[serde(default = "default_max_output")]
@@ -205,7 +206,7 @@ async fn run_command(
     let mut argv = shell_split(&command);
     argv.extend(body.args.iter().cloned());
     let payload = json!({"command": command, "cwd": body.path.or(body.cwd), "args": body.args, "argv": argv,
-        "env": body.env, "timeout_seconds": body.timeout_seconds, "max_output_bytes": body.max_output_bytes});
+        "env": {}, "timeout_seconds": body.timeout_seconds, "max_output_bytes": body.max_output_bytes});
     let wait = Duration::from_secs(body.timeout_seconds) + state.cfg.timings.command_ack_grace;
     let timed_out = || {
         ApiError::new(

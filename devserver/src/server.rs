@@ -59,6 +59,7 @@ impl DevServer {
         };
         let shared = Shared::new(cfg.clone(), store);
         let (run, addr) = start_run(&shared, cfg.bind).await?;
+        let _ = shared.public_url.set(cfg.public_url_for(addr));
         let demo_token =
             demo.map(|u| crate::auth::login_token(&u, &cfg.jwt_secret, cfg.timings.jwt_lifetime));
         let monitor = spawn_monitor(shared.clone());
@@ -91,6 +92,11 @@ fn app(shared: &Arc<Shared>) -> (Router, SocketIo) {
         )
         .fallback(crate::rest::not_found)
         .layer(layer)
+        // Outermost, so Socket.IO, the console and the REST API are all behind the Host check.
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            crate::host_guard::check,
+        ))
         .with_state(shared.clone());
     (router, io)
 }
@@ -168,6 +174,12 @@ impl RunningDevServer {
     /// `http://127.0.0.1:<port>`: the backend URL and the Socket.IO URL (`/socket.io/` at the root).
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The URL written into payloads (`backend_url`, the demo model): `DevServerConfig::public_url`,
+    /// else [`url`](Self::url).
+    pub fn public_url(&self) -> String {
+        self.shared.public_url()
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -50,6 +50,10 @@ pub struct Shared {
     pub shutting_down: AtomicBool,
     /// Live TCP connections, for the "drop a device's socket" fault.
     pub connections: Arc<crate::listener::Connections>,
+    /// The URL for payloads (`DevServerConfig::public_url_for` the bound address), set once bound.
+    pub public_url: std::sync::OnceLock<String>,
+    /// `Host` names accepted besides loopback: the configured ones plus the public URL's host.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Locks a mutex, recovering from poisoning: a panicked request must not take the server down.
@@ -61,7 +65,6 @@ impl Shared {
     pub fn new(cfg: DevServerConfig, store: Store) -> Arc<Self> {
         let (events, _) = broadcast::channel(8192);
         Arc::new(Self {
-            cfg,
             store: Mutex::new(store),
             online: Mutex::new(OnlineRegistry::default()),
             sessions: Mutex::new(HashMap::new()),
@@ -74,7 +77,18 @@ impl Shared {
             io: RwLock::new(None),
             shutting_down: AtomicBool::new(false),
             connections: Arc::default(),
+            public_url: std::sync::OnceLock::new(),
+            allowed_hosts: allowed_hosts(&cfg),
+            cfg,
         })
+    }
+
+    /// The URL devices reach this server at (see `DevServerConfig::public_url`).
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .get()
+            .cloned()
+            .unwrap_or_else(|| self.cfg.public_url_for(self.cfg.bind))
     }
 
     pub fn emit(&self, event: ServerEvent) {
@@ -118,6 +132,20 @@ impl Shared {
             .cloned()
             .collect()
     }
+}
+
+/// The configured extra `Host` names plus the host of the configured public URL.
+fn allowed_hosts(cfg: &DevServerConfig) -> Vec<String> {
+    let public_host = cfg
+        .public_url
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
+        .and_then(|u| u.host_str().map(str::to_string));
+    cfg.allowed_hosts
+        .iter()
+        .cloned()
+        .chain(public_host)
+        .collect()
 }
 
 /// Room of a registered device: `device:{user_id}:{device_id}`.

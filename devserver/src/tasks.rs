@@ -65,7 +65,6 @@ pub async fn dispatch(
     shared: &Arc<Shared>,
     user: &User,
     req: DispatchRequest,
-    backend_url: &str,
 ) -> Result<Dispatched, ApiError> {
     if req.message.trim().is_empty() {
         return Err(ApiError::new(400, "message must not be empty"));
@@ -124,7 +123,9 @@ pub async fn dispatch(
         device_id: &device_id,
         user,
         model: &shared.cfg.model,
-        backend_url,
+        // From the configuration, never from the request: a forged Host header must not choose
+        // the model the device's agent talks to.
+        backend_url: &shared.public_url(),
         auth_token: &token,
         new_session: req.task_id.is_none(),
     });

@@ -35,7 +35,8 @@ pub async fn start<R: Runtime>(app: &AppHandle<R>) -> Result<(), String> {
         .map(|t| Token::new(&t))
         .ok_or("the demo server has no demo account")?;
     let (user, password) = server.demo_credentials().unwrap_or_default();
-    // The demo password is a public, fixed demo value, not a secret.
+    // Random per run (`DevServerConfig::demo`) and shown once, here with the URL, so the user can
+    // sign in to the console; it opens only this in-memory server, which ends with the app.
     tracing::info!(%url, %user, %password, "demo server running; sign in to its console with this account");
     *SERVER.lock().unwrap_or_else(|e| e.into_inner()) = Some(server);
 

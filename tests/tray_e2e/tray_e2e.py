@@ -221,7 +221,8 @@ def main():
     server_url = f"http://127.0.0.1:{port}"
     dev_log = os.path.join(LOGS, "devserver.log")
     dev_env = dict(os.environ, RUST_LOG="info", NO_COLOR="1")
-    devserver = spawn([DEVSERVER, "--bind", f"127.0.0.1:{port}", "--in-memory"], "devserver.log", dev_env)
+    devserver = spawn([DEVSERVER, "--bind", f"127.0.0.1:{port}", "--in-memory", "--password", "admin-pass"],
+                      "devserver.log", dev_env)
     check("devserver answers", wait_for(lambda: rest("POST", server_url + "/api/auth/login",
                                                       {"user_name": "admin", "password": "admin-pass"}), 30))
     jwt = rest("POST", server_url + "/api/auth/login", {"user_name": "admin", "password": "admin-pass"})["access_token"]
