@@ -20,6 +20,8 @@ Environment:
   WEGENT_BACKEND_URL                   e.g. https://wegent.example.com
   WEGENT_SOCKET_URL                    Socket.IO URL, if not the backend URL
   WEGENT_EXECUTOR_HOME                 executor home (~/.wegent-executor)
+  WEGENT_EXECUTOR_PROJECTS_DIR         projects dir (default
+                                       ${WECODE_HOME:-~/.wecode}/wegent-executor/workspace/projects)
   DEVICE_ID, DEVICE_NAME               override the device id / name
   WEGENT_PASSWORD                      password for `login` (else prompted)
   WEGENT_NO_KEYCHAIN=1                 never use the OS keychain
@@ -37,6 +39,7 @@ config.toml in the executor home; keys, all optional:
   task_timeout_secs (default 3600)
   pre_execute_hook (script run before each task)
   allow_remote_commands (default true)
+  projects_dir (project folders; tasks run in its parent when it ends in `projects`)
   log_level (default info)
 The token is never read from the config file.
 
@@ -91,6 +94,10 @@ pub struct GlobalArgs {
     /// Script run before each task; a non-zero exit fails the task.
     #[arg(long, value_name = "PATH", global = true)]
     pub pre_execute_hook: Option<PathBuf>,
+    /// Projects dir: project checkouts; tasks without a project folder run next to it
+    /// [env: WEGENT_EXECUTOR_PROJECTS_DIR].
+    #[arg(long, value_name = "DIR", global = true)]
+    pub projects_dir: Option<PathBuf>,
     /// Refuse commands sent by the server (device:execute_command).
     #[arg(long, global = true)]
     pub no_remote_commands: bool,
@@ -151,6 +158,7 @@ impl Cli {
             task_timeout_secs: g.task_timeout_secs,
             pre_execute_hook: g.pre_execute_hook.clone(),
             no_remote_commands: g.no_remote_commands,
+            projects_dir: g.projects_dir.clone(),
             log_level: g.log_level.clone(),
         }
     }

@@ -91,6 +91,33 @@ pub struct TaskConfig {
     pub allow_remote_commands: bool,
     /// Events kept while the connection is down before old text deltas are dropped.
     pub outbox_capacity: usize,
+    /// The projects dir `P` (protocol.md §16.2): what this device answers to the backend's
+    /// `project_workspace_root` command. `None` (embedders, tests that do not care) means
+    /// `<executor home>/workspace/projects`, so nothing lands outside the executor home; the
+    /// settings always fill it in.
+    pub projects_dir: Option<PathBuf>,
+}
+
+impl TaskConfig {
+    /// `P`, with `None` resolved against the executor home.
+    pub fn projects_dir(&self, home: &std::path::Path) -> PathBuf {
+        self.projects_dir
+            .clone()
+            .unwrap_or_else(|| home.join("workspace").join(PROJECTS))
+    }
+}
+
+/// The last component of the backend's default projects dir (protocol.md §16.2).
+pub const PROJECTS: &str = "projects";
+
+/// The workspace root `W` for a projects dir `P`: `dirname(P)` when `P` ends in `projects`,
+/// else `P` itself. The backend derives it the same way from the device's answer to
+/// `project_workspace_root`, and sends project paths relative to it.
+pub fn workspace_root(projects_dir: &std::path::Path) -> PathBuf {
+    match (projects_dir.file_name(), projects_dir.parent()) {
+        (Some(name), Some(parent)) if name == PROJECTS => parent.to_owned(),
+        _ => projects_dir.to_owned(),
+    }
 }
 
 impl Default for TaskConfig {
@@ -102,6 +129,7 @@ impl Default for TaskConfig {
             pre_execute_hook: None,
             allow_remote_commands: true,
             outbox_capacity: 10_000,
+            projects_dir: None,
         }
     }
 }

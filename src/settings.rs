@@ -13,6 +13,7 @@
 //! task_timeout_secs = 3600
 //! pre_execute_hook = "~/bin/before-task.sh"    # non-zero exit fails the task
 //! allow_remote_commands = true                 # may the server run device commands?
+//! projects_dir = "~/code/wegent-projects"     # project checkouts and task folders
 //! log_level = "info"                           # or RUST_LOG-style directives
 //! ```
 //!
@@ -46,6 +47,10 @@ pub mod vars {
     pub const DEVICE_NAME: &str = "DEVICE_NAME";
     /// `1`: never touch the OS keychain (servers without a desktop session).
     pub const NO_KEYCHAIN: &str = "WEGENT_NO_KEYCHAIN";
+    /// The projects dir, under the name the backend's `project_workspace_root` command reads.
+    pub const PROJECTS_DIR: &str = "WEGENT_EXECUTOR_PROJECTS_DIR";
+    /// The Wecode home the backend's default projects dir lives in (default `~/.wecode`).
+    pub const WECODE_HOME: &str = "WECODE_HOME";
     pub const RUST_LOG: &str = "RUST_LOG";
 }
 
@@ -110,6 +115,7 @@ pub struct FileConfig {
     pub task_timeout_secs: Option<u64>,
     pub pre_execute_hook: Option<PathBuf>,
     pub allow_remote_commands: Option<bool>,
+    pub projects_dir: Option<PathBuf>,
     pub log_level: Option<String>,
 }
 
@@ -125,6 +131,7 @@ pub struct Overrides {
     pub task_timeout_secs: Option<u64>,
     pub pre_execute_hook: Option<PathBuf>,
     pub no_remote_commands: bool,
+    pub projects_dir: Option<PathBuf>,
     pub log_level: Option<String>,
 }
 
@@ -169,6 +176,8 @@ pub struct Settings {
     pub task_timeout: Sourced<Duration>,
     pub pre_execute_hook: Option<Sourced<PathBuf>>,
     pub allow_remote_commands: Sourced<bool>,
+    /// `P` of protocol.md §16.2; tasks run under `W` derived from it.
+    pub projects_dir: Sourced<PathBuf>,
     pub log_level: Option<Sourced<String>>,
     pub keychain_enabled: bool,
 }
@@ -279,6 +288,21 @@ pub fn resolve(
             None => sourced(TaskConfig::default().allow_remote_commands, Source::Default),
         }
     };
+    let projects_dir = match pick(
+        flags.projects_dir.clone(),
+        env.var(vars::PROJECTS_DIR)
+            .map(|v| (PathBuf::from(v.trim()), vars::PROJECTS_DIR)),
+        f.projects_dir.clone(),
+    ) {
+        Some(s) => Sourced {
+            value: expand_tilde(&s.value, user_home.as_deref()),
+            source: s.source,
+        },
+        None => sourced(
+            default_projects_dir(env, user_home.as_deref(), &home.value),
+            Source::Default,
+        ),
+    };
     let keychain_enabled = !env
         .var(vars::NO_KEYCHAIN)
         .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes"));
@@ -296,6 +320,7 @@ pub fn resolve(
         task_timeout,
         pre_execute_hook: path(&flags.pre_execute_hook, &f.pre_execute_hook),
         allow_remote_commands,
+        projects_dir,
         log_level: pick_str(&flags.log_level, None, &f.log_level),
         keychain_enabled,
     })
@@ -341,6 +366,7 @@ impl Settings {
                 task_timeout: self.task_timeout.value,
                 pre_execute_hook: self.pre_execute_hook.as_ref().map(|s| s.value.clone()),
                 allow_remote_commands: self.allow_remote_commands.value,
+                projects_dir: Some(self.projects_dir.value.clone()),
                 ..TaskConfig::default()
             },
         })
@@ -436,6 +462,21 @@ fn check_url(
         return Err(bad(key, &value, s.source, "the URL has no host"));
     }
     Ok(sourced(value, s.source))
+}
+
+/// The backend's own default (protocol.md §16.2):
+/// `${WECODE_HOME:-$HOME/.wecode}/wegent-executor/workspace/projects`. Without a user home, the
+/// executor home stands in for it.
+fn default_projects_dir(env: &dyn Env, user_home: Option<&Path>, executor_home: &Path) -> PathBuf {
+    let wecode_home = env
+        .var(vars::WECODE_HOME)
+        .map(|v| expand_tilde(Path::new(v.trim()), user_home))
+        .or_else(|| user_home.map(|h| h.join(".wecode")))
+        .unwrap_or_else(|| executor_home.to_owned());
+    wecode_home
+        .join("wegent-executor")
+        .join("workspace")
+        .join(crate::config::PROJECTS)
 }
 
 /// `~/x` → `<user home>/x`; other paths unchanged.

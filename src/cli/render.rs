@@ -114,6 +114,14 @@ pub fn settings_report(settings: &Settings, id: &DeviceId, name: &str) -> Vec<St
             shown(&settings.pre_execute_hook, path, "none"),
         ),
         (
+            "Projects dir",
+            format!(
+                "{} ({})",
+                settings.projects_dir.value.display(),
+                settings.projects_dir.source
+            ),
+        ),
+        (
             "Remote commands",
             format!(
                 "{} ({})",

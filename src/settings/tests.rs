@@ -84,6 +84,7 @@ claude_path = "/opt/claude"
 task_timeout_secs = 60
 pre_execute_hook = "/opt/hook.sh"
 allow_remote_commands = false
+projects_dir = "/srv/projects"
 log_level = "debug"
 "#,
     );
@@ -99,6 +100,7 @@ log_level = "debug"
         Some(PathBuf::from("/opt/hook.sh"))
     );
     assert!(!c.tasks.allow_remote_commands);
+    assert_eq!(c.tasks.projects_dir, Some(PathBuf::from("/srv/projects")));
     assert_eq!(c.home, PathBuf::from("/h/.wegent-executor"));
     assert_eq!(s.log_level.unwrap().value, "debug");
 }
@@ -217,4 +219,42 @@ fn keychain_can_be_switched_off_and_remote_commands_refused() {
     .unwrap();
     assert!(!s.keychain_enabled);
     assert_eq!(s.allow_remote_commands, sourced(false, Source::Flag));
+}
+
+#[test]
+fn projects_dir_flag_env_file_or_the_backends_default() {
+    let f = file(r#"projects_dir = "/file/projects""#);
+    let flags = Overrides {
+        projects_dir: Some("/flag/p".into()),
+        ..Overrides::default()
+    };
+    let env = [(vars::PROJECTS_DIR, "/env/p"), (vars::WECODE_HOME, "/wc")];
+    let s = run(&flags, &env, Some(&f)).unwrap();
+    assert_eq!(s.projects_dir, sourced("/flag/p".into(), Source::Flag));
+    let s = run(&Overrides::default(), &env, Some(&f)).unwrap();
+    assert_eq!(
+        s.projects_dir,
+        sourced("/env/p".into(), Source::Env(vars::PROJECTS_DIR))
+    );
+    let s = run(&Overrides::default(), &env[1..], Some(&f)).unwrap();
+    assert_eq!(
+        s.projects_dir,
+        sourced("/file/projects".into(), Source::File)
+    );
+    // The default is the one the backend's `project_workspace_root` command prints.
+    let s = run(&Overrides::default(), &env[1..], None).unwrap();
+    assert_eq!(
+        s.projects_dir,
+        sourced(
+            "/wc/wegent-executor/workspace/projects".into(),
+            Source::Default
+        )
+    );
+    if let Some(user_home) = std::env::home_dir() {
+        let s = run(&Overrides::default(), &[], None).unwrap();
+        assert_eq!(
+            s.projects_dir.value,
+            user_home.join(".wecode/wegent-executor/workspace/projects")
+        );
+    }
 }

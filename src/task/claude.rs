@@ -2,7 +2,7 @@
 //!
 //! Arguments, environment and the stdin line are pure functions of the task, so they are tested
 //! without a process. Secrets travel only in the environment; the prompt only on stdin; the system
-//! prompt in a file inside the task directory (it is often 25 KB: too big to show in `ps`, and an
+//! prompt in a file in the task's private dir (it is often 25 KB: too big to show in `ps`, and an
 //! argument that large risks `E2BIG`).
 
 use std::ffi::OsString;
@@ -112,7 +112,7 @@ pub fn env(req: &TaskRequest, dirs: &TaskDirs, as_root: bool) -> Vec<(String, St
         ("CLAUDE_CODE_DISABLE_FEEDBACK_SURVEY", "1".into()),
         ("DISABLE_AUTOUPDATER", "1".into()),
         ("WEGENT_SUBTASK_ID", req.subtask_id.to_string()),
-        ("WEGENT_WORKSPACE", path(&dirs.workspace)),
+        ("WEGENT_WORKSPACE", path(&dirs.cwd)),
     ];
     for (name, value) in fixed {
         env.retain(|(n, _)| n != name);
@@ -201,16 +201,18 @@ mod tests {
     #[test]
     fn env_isolates_the_task_and_allows_bypass_as_root() {
         let req = request();
-        let dirs = TaskDirs::new(Path::new("/home/x"), 5);
+        let dirs = TaskDirs::new(Path::new("/home/x"), 5, "/code/proj".into());
         let env = env(&req, &dirs, true);
         let get = |n: &str| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         assert_eq!(get("ANTHROPIC_API_KEY"), Some("sk-secret-999"));
         assert_eq!(get("IS_SANDBOX"), Some("1"));
         assert_eq!(get("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"), Some("1"));
+        // Private state under the executor home, never in the user's folder.
         assert!(get("CLAUDE_CONFIG_DIR")
             .unwrap()
-            .starts_with("/home/x/workspace/5/"));
-        assert!(get("TMPDIR").unwrap().starts_with("/home/x/workspace/5/"));
+            .starts_with("/home/x/tasks/5/"));
+        assert!(get("TMPDIR").unwrap().starts_with("/home/x/tasks/5/"));
+        assert_eq!(get("WEGENT_WORKSPACE"), Some("/code/proj"));
         let not_root = super::env(&req, &dirs, false);
         assert!(!not_root.iter().any(|(k, _)| k == "IS_SANDBOX"));
     }

@@ -137,6 +137,19 @@ impl Turn {
     }
 }
 
+/// `response.completed` with the standalone chat's folder, which the backend pins for the
+/// chat's later turns (protocol.md §16.5). Other events pass unchanged.
+pub fn with_standalone_workspace(
+    mut event: ResponsesEvent,
+    cwd: &std::path::Path,
+) -> ResponsesEvent {
+    if event.name == COMPLETED {
+        event.data["response"]["standalone_chat_workspace_path"] =
+            Value::from(cwd.to_string_lossy().into_owned());
+    }
+    event
+}
+
 /// A failure the user reads in the chat. Never `response.failed`: the backend ignores it.
 pub fn error(code: &str, message: &str) -> ResponsesEvent {
     ResponsesEvent::new(ERROR, json!({"code": code, "message": message}))
@@ -191,6 +204,18 @@ mod tests {
         assert_eq!(e.data["response"]["output"][0]["content"][0]["text"], "hi");
         assert_eq!(e.data["response"]["stop_reason"], "end_turn");
         assert!(e.is_terminal());
+    }
+
+    #[test]
+    fn only_a_completed_response_carries_the_standalone_folder() {
+        let dir = std::path::Path::new("/home/u/scratch");
+        let e = with_standalone_workspace(turn().completed("hi", Value::Null, "end_turn"), dir);
+        assert_eq!(
+            e.data["response"]["standalone_chat_workspace_path"],
+            "/home/u/scratch"
+        );
+        let e = with_standalone_workspace(error("runtime_error", "boom"), dir);
+        assert!(e.data.get("response").is_none());
     }
 
     #[test]

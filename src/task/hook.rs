@@ -19,17 +19,17 @@ const STDERR_SHOWN_CHARS: usize = 2_000;
 pub struct HookIds<'a> {
     pub task_id: i64,
     pub subtask_id: i64,
-    pub workspace: &'a Path,
+    pub cwd: &'a Path,
 }
 
-/// Run `hook` in the task workspace. `Err` is the message for the user.
+/// Run `hook` in the task's working directory. `Err` is the message for the user.
 pub async fn run(hook: &Path, ids: HookIds<'_>, timeout: Duration) -> Result<(), String> {
     let mut cmd = Command::new(hook);
     child_env::prepare(&mut cmd)
-        .current_dir(ids.workspace)
+        .current_dir(ids.cwd)
         .env("WEGENT_TASK_ID", ids.task_id.to_string())
         .env("WEGENT_SUBTASK_ID", ids.subtask_id.to_string())
-        .env("WEGENT_WORKSPACE", ids.workspace)
+        .env("WEGENT_WORKSPACE", ids.cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -105,7 +105,7 @@ mod tests {
         let ids = HookIds {
             task_id: 7,
             subtask_id: 8,
-            workspace: dir.path(),
+            cwd: dir.path(),
         };
         let ok = script(
             dir.path(),

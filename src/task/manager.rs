@@ -17,7 +17,7 @@ use super::emitter::Emitter;
 use super::events::{self, Turn};
 use super::payload::{self, id_field, TaskRequest};
 use super::runner::{self, RunContext};
-use super::{command_rpc, slots, workspace::TaskDirs};
+use super::{command_rpc, slots, workspace};
 use crate::config::TaskConfig;
 use crate::outbox::Outbox;
 use crate::session::TaskPort;
@@ -226,7 +226,7 @@ impl TaskManager {
             );
         }
         if forget_session {
-            TaskDirs::new(&self.inner.ctx.home, task_id).forget_session();
+            workspace::forget_sessions(&workspace::private_dir(&self.inner.ctx.home, task_id));
         }
     }
 

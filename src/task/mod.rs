@@ -8,20 +8,26 @@
 //! - [`manager`] (this module's [`TaskManager`]): queue, slots, cancel, shutdown.
 //! - [`command_rpc`]: `device:execute_command`; [`hook`]: the pre-execute hook.
 //! - [`child_env`]: every child's environment (scrubbed; dangerous payload names refused).
-//! - [`process`]: process groups and stopping them; [`workspace`]: per-task directories.
+//! - [`process`]: process groups and stopping them.
+//! - [`workdir`]: which directory a task runs in (pure) and making it exist; [`git`]: its
+//!   checkout; [`workspace`]: the task's private state; [`record`]: `task.json` for cleanup.
 
 pub mod child_env;
 pub mod claude;
 pub mod command_rpc;
 mod emitter;
 pub mod events;
+pub mod git;
 pub mod hook;
 mod manager;
 pub mod mapping;
 pub mod payload;
 pub mod process;
+pub mod record;
 mod runner;
 pub mod slots;
+pub mod workdir;
 pub mod workspace;
 
 pub use manager::TaskManager;
+pub use runner::StopSignal;

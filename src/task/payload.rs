@@ -6,6 +6,8 @@
 
 use serde_json::Value;
 
+use super::workdir::{GitIdentity, GitSource, WorkspaceRequest};
+
 /// Permission modes the CLI accepts from the payload; anything else becomes `bypassPermissions`.
 const PERMISSION_MODES: [&str; 4] = ["acceptEdits", "plan", "auto", "bypassPermissions"];
 const DEFAULT_PERMISSION_MODE: &str = "bypassPermissions";
@@ -31,6 +33,12 @@ pub struct TaskRequest {
     pub secrets: Vec<String>,
     /// The server asks for a fresh Claude session instead of resuming the task's last one.
     pub new_session: bool,
+    /// Where the task runs (protocol.md §16.1).
+    pub workspace: WorkspaceRequest,
+    /// `bot[0].id`, when it is a safe file-name part: the saved session is per bot.
+    pub bot_id: Option<String>,
+    /// The user's git account, for the checkout's commit identity.
+    pub git_identity: Option<GitIdentity>,
 }
 
 /// Why a payload cannot become a task.
@@ -86,7 +94,59 @@ pub fn parse(payload: &Value) -> Result<TaskRequest, PayloadError> {
         env,
         secrets,
         new_session: payload.get("new_session").and_then(Value::as_bool) == Some(true),
+        workspace: workspace(payload),
+        bot_id: bot.and_then(|b| scalar_str(b.get("id"))).filter(|id| {
+            id.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        }),
+        git_identity: git_identity(payload.get("user")),
     })
+}
+
+/// The workspace keys of §16.1. `""`, `null` and `0` all mean "none"; the git URL and branch
+/// fall back to the copy in `workspace.repository` (and `workspace.branch`).
+fn workspace(payload: &Value) -> WorkspaceRequest {
+    let repository = payload.get("workspace").and_then(|w| w.get("repository"));
+    let first = |keys: &[Option<&Value>]| keys.iter().find_map(|v| non_empty_str(*v));
+    let git = first(&[
+        payload.get("git_url"),
+        repository.and_then(|r| r.get("gitUrl")),
+    ])
+    .map(|url| GitSource {
+        url,
+        branch: first(&[
+            payload.get("branch_name"),
+            repository.and_then(|r| r.get("branchName")),
+            payload.get("workspace").and_then(|w| w.get("branch")),
+        ]),
+    });
+    WorkspaceRequest {
+        project_id: id_field(payload, "project_id").filter(|id| *id != 0),
+        project_workspace_path: non_empty_str(payload.get("project_workspace_path")),
+        workspace_source: non_empty_str(payload.get("workspace_source")),
+        git,
+        standalone_chat_workspace: payload
+            .get("standalone_chat_workspace")
+            .and_then(Value::as_bool)
+            == Some(true),
+    }
+}
+
+fn git_identity(user: Option<&Value>) -> Option<GitIdentity> {
+    let user = user?;
+    Some(GitIdentity {
+        login: non_empty_str(user.get("git_login"))?,
+        email: non_empty_str(user.get("git_email")),
+        id: scalar_str(user.get("git_id")),
+    })
+}
+
+/// A non-empty string or number as text (ids arrive as either).
+fn scalar_str(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::Number(n) => Some(n.to_string()),
+        other => non_empty_str(Some(other)),
+    }
 }
 
 fn non_empty_str(v: Option<&Value>) -> Option<String> {

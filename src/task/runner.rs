@@ -1,4 +1,4 @@
-//! One turn of a task, from slot to terminal event: workspace → hook → `claude` → events.
+//! One turn of a task, from slot to terminal event: directories → hook → `claude` → events.
 //!
 //! Every path out of [`run`] ends in exactly one terminal event (the emitter enforces "at most
 //! one"; the manager's supervisor adds one if this code panics).
@@ -22,6 +22,8 @@ use super::hook::{self, HookIds};
 use super::mapping::StreamMapper;
 use super::payload::TaskRequest;
 use super::process;
+use super::record::TaskRecord;
+use super::workdir::{self, WorkDirError};
 use super::workspace::TaskDirs;
 use crate::config::TaskConfig;
 use crate::redact::redact;
@@ -56,21 +58,16 @@ async fn execute(
 ) -> ResponsesEvent {
     let turn = emitter.turn();
     let deadline = Instant::now() + ctx.config.task_timeout;
-    let dirs = TaskDirs::new(&ctx.home, req.task_id);
-    if let Err(e) = dirs.create() {
-        return events::error(
-            "workspace_error",
-            &format!(
-                "Could not create the task workspace {}: {e}",
-                dirs.workspace.display()
-            ),
-        );
-    }
+    let dirs = match prepare_dirs(ctx, req, deadline, stop).await {
+        Ok(dirs) => dirs,
+        Err(PrepareError::Stopped(message)) => return turn.incomplete("", &message),
+        Err(PrepareError::WorkDir(e)) => return events::error(e.code(), &e.to_string()),
+    };
     if let Some(hook_path) = &ctx.config.pre_execute_hook {
         let ids = HookIds {
             task_id: req.task_id,
             subtask_id: req.subtask_id,
-            workspace: &dirs.workspace,
+            cwd: &dirs.cwd,
         };
         tokio::select! {
             result = hook::run(hook_path, ids, deadline.saturating_duration_since(Instant::now())) => {
@@ -101,10 +98,12 @@ async fn execute(
         }
         None => None,
     };
+    let bot_id = req.bot_id.as_deref();
     let mut resume = if req.new_session {
+        dirs.forget_sessions();
         None
     } else {
-        dirs.load_session_id()
+        dirs.load_session_id(bot_id)
     };
     loop {
         let launch = Launch {
@@ -125,12 +124,56 @@ async fn execute(
                 task_id = req.task_id,
                 "saved Claude session not found; starting a new one"
             );
-            dirs.forget_session();
+            dirs.forget_sessions();
             resume = None;
             continue;
         }
+        if req.workspace.standalone_chat_workspace {
+            // The backend pins this folder for the chat's later turns (§16.5).
+            return events::with_standalone_workspace(outcome.terminal, &dirs.cwd);
+        }
         return outcome.terminal;
     }
+}
+
+enum PrepareError {
+    Stopped(String),
+    WorkDir(WorkDirError),
+}
+
+/// The task's directories: resolve the cwd (§16.3), create the private state, make the cwd
+/// exist (git clone or `mkdir -p`), and record it for cleanup.
+async fn prepare_dirs(
+    ctx: &RunContext,
+    req: &TaskRequest,
+    deadline: Instant,
+    stop: &mut StopSignal,
+) -> Result<TaskDirs, PrepareError> {
+    let root = crate::config::workspace_root(&ctx.config.projects_dir(&ctx.home));
+    let user_home = std::env::home_dir();
+    let workdir = workdir::resolve(&req.workspace, req.task_id, &root, user_home.as_deref())
+        .map_err(PrepareError::WorkDir)?;
+    let dirs = TaskDirs::new(&ctx.home, req.task_id, workdir.path.clone());
+    dirs.create_private().map_err(|e| {
+        PrepareError::WorkDir(WorkDirError::Create {
+            path: dirs.private().to_owned(),
+            source: e,
+        })
+    })?;
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    // The git step watches `stop` itself (it must end its child); a stop wins over the error
+    // the interrupted step reports.
+    let prepared = workdir::prepare(&workdir, req.git_identity.as_ref(), timeout, stop).await;
+    if let Some(message) = stop.borrow().clone() {
+        return Err(PrepareError::Stopped(message));
+    }
+    prepared.map_err(PrepareError::WorkDir)?;
+    let record = TaskRecord::new(workdir.path.clone(), workdir.created_by_device());
+    if let Err(e) = record.save(dirs.private()) {
+        tracing::warn!(task_id = req.task_id, error = %e, "could not write the task record; cleanup may keep this task's folders");
+    }
+    tracing::info!(task_id = req.task_id, cwd = %workdir.path.display(), kind = ?workdir.kind, "task directory ready");
+    Ok(dirs)
 }
 
 struct Launch<'a> {
@@ -168,7 +211,7 @@ async fn run_claude(
     child_env::prepare(&mut cmd)
         .args(claude::args(req, launch.resume, launch.system_prompt_file))
         .envs(claude::env(req, dirs, process::is_root()))
-        .current_dir(&dirs.workspace)
+        .current_dir(&dirs.cwd)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -257,7 +300,7 @@ async fn run_claude(
         let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
     }
     if let Some(id) = mapper.session_id() {
-        if let Err(e) = dirs.save_session_id(id) {
+        if let Err(e) = dirs.save_session_id(req.bot_id.as_deref(), id) {
             tracing::warn!(task_id = req.task_id, error = %e, "could not save the Claude session id; the next message starts a new session");
         }
     }

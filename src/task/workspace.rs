@@ -1,59 +1,110 @@
-//! Where a task lives on disk: `<home>/workspace/<task_id>/`.
+//! A task's two places on disk: its working directory (the cwd, chosen by [`super::workdir`],
+//! often the user's own project folder) and the device's private state for it,
+//! `<executor home>/tasks/<task_id>/` (mode 0700):
 //!
-//! The task directory is Claude's working directory. The device's own per-task state (Claude's
-//! config dir with the session transcripts, the temp dir, the saved session id, the system
-//! prompt) sits in a hidden `.wegent-device/` inside it, so everything a task leaves behind,
-//! including anything derived from its secrets, stays in one directory.
+//! ```text
+//! tasks/<task_id>/
+//!   claude/            CLAUDE_CONFIG_DIR: transcripts (needed by --resume), claude/skills/
+//!   tmp/               TMPDIR of the CLI and its tools, emptied after every run
+//!   session-<bot id>   the Claude session to resume (`session-id` without a bot id)
+//!   system-prompt.md
+//!   mcp.json           (0600)
+//!   attachments/<subtask_id>/<file>
+//!   task.json          see [`super::record::TaskRecord`]
+//! ```
+//!
+//! Nothing of this goes into the cwd: a project folder stays exactly the user's.
 
 use std::path::{Path, PathBuf};
 
-const PRIVATE_DIR: &str = ".wegent-device";
+/// `<home>/tasks`: one private dir per task.
+pub const TASKS_DIR: &str = "tasks";
+const SESSION_FILE_PREFIX: &str = "session-";
+/// The session file when the payload names no bot.
+const DEFAULT_SESSION_FILE: &str = "session-id";
+
+/// `<home>/tasks/<task_id>/`.
+pub fn private_dir(home: &Path, task_id: i64) -> PathBuf {
+    home.join(TASKS_DIR).join(task_id.to_string())
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskDirs {
-    pub workspace: PathBuf,
+    /// The working directory of the CLI, its tools and the hook.
+    pub cwd: PathBuf,
     pub claude_config: PathBuf,
     pub tmp: PathBuf,
     private: PathBuf,
 }
 
 impl TaskDirs {
-    pub fn new(home: &Path, task_id: i64) -> Self {
-        let workspace = home.join("workspace").join(task_id.to_string());
-        let private = workspace.join(PRIVATE_DIR);
+    pub fn new(home: &Path, task_id: i64, cwd: PathBuf) -> Self {
+        let private = private_dir(home, task_id);
         Self {
+            cwd,
             claude_config: private.join("claude"),
             tmp: private.join("tmp"),
-            workspace,
             private,
         }
     }
 
-    pub fn create(&self) -> std::io::Result<()> {
-        for dir in [&self.workspace, &self.claude_config, &self.tmp] {
+    /// Create the private dir (0700) and its `claude/` and `tmp/`. The cwd is prepared
+    /// separately ([`super::workdir::prepare`]).
+    pub fn create_private(&self) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.private)?;
+        restrict(&self.private, 0o700);
+        for dir in [&self.claude_config, &self.tmp] {
             std::fs::create_dir_all(dir)?;
         }
-        restrict(&self.private);
         Ok(())
+    }
+
+    pub fn private(&self) -> &Path {
+        &self.private
     }
 
     pub fn system_prompt_file(&self) -> PathBuf {
         self.private.join("system-prompt.md")
     }
 
-    /// The Claude session of the task's previous turn, for `--resume`.
-    pub fn load_session_id(&self) -> Option<String> {
-        let id = std::fs::read_to_string(self.private.join("session-id")).ok()?;
-        let id = id.trim();
-        (!id.is_empty() && id.len() <= 128 && !id.starts_with('-')).then(|| id.to_owned())
+    /// The CLI's `--mcp-config` file (it holds header secrets: write it 0600).
+    pub fn mcp_config_file(&self) -> PathBuf {
+        self.private.join("mcp.json")
     }
 
-    pub fn save_session_id(&self, id: &str) -> std::io::Result<()> {
-        std::fs::write(self.private.join("session-id"), id)
+    /// Where the skills the CLI loads live: inside its config dir.
+    pub fn skills_dir(&self) -> PathBuf {
+        self.claude_config.join("skills")
     }
 
-    pub fn forget_session(&self) {
-        let _ = std::fs::remove_file(self.private.join("session-id"));
+    /// Downloaded attachments of one (user) subtask.
+    pub fn attachments_dir(&self, subtask_id: i64) -> PathBuf {
+        self.private
+            .join("attachments")
+            .join(subtask_id.to_string())
+    }
+
+    /// The Claude session to `--resume`: the bot's own, else the task's bot-less one.
+    pub fn load_session_id(&self, bot_id: Option<&str>) -> Option<String> {
+        [
+            session_file(&self.private, bot_id),
+            session_file(&self.private, None),
+        ]
+        .iter()
+        .find_map(|file| {
+            let id = std::fs::read_to_string(file).ok()?;
+            let id = id.trim();
+            (!id.is_empty() && id.len() <= 128 && !id.starts_with('-')).then(|| id.to_owned())
+        })
+    }
+
+    pub fn save_session_id(&self, bot_id: Option<&str>, id: &str) -> std::io::Result<()> {
+        std::fs::write(session_file(&self.private, bot_id), id)
+    }
+
+    /// Forget every saved session of the task (`new_session`, a lost session, close).
+    pub fn forget_sessions(&self) {
+        forget_sessions(&self.private);
     }
 
     /// Empty the temp dir after a run: the CLI leaves sockets and probe dirs behind when stopped.
@@ -62,15 +113,38 @@ impl TaskDirs {
     }
 }
 
-/// The private dir holds transcripts: readable by the user only.
-fn restrict(dir: &Path) {
+fn session_file(private: &Path, bot_id: Option<&str>) -> PathBuf {
+    match bot_id {
+        Some(bot) => private.join(format!("{SESSION_FILE_PREFIX}{bot}")),
+        None => private.join(DEFAULT_SESSION_FILE),
+    }
+}
+
+/// Remove every `session-*` file in a task's private dir.
+pub fn forget_sessions(private: &Path) {
+    let Ok(entries) = std::fs::read_dir(private) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(SESSION_FILE_PREFIX)
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Private files hold transcripts and secrets: the user's only.
+pub fn restrict(path: &Path, mode: u32) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
     }
     #[cfg(not(unix))]
-    let _ = dir;
+    let _ = (path, mode);
 }
 
 #[cfg(test)]
@@ -78,15 +152,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn session_id_round_trips_and_rejects_flag_like_values() {
+    fn private_state_sits_under_the_home_not_the_cwd() {
         let home = tempfile::tempdir().unwrap();
-        let dirs = TaskDirs::new(home.path(), 42);
-        dirs.create().unwrap();
-        assert!(dirs.workspace.ends_with("workspace/42"));
-        assert_eq!(dirs.load_session_id(), None);
-        dirs.save_session_id("abc-123").unwrap();
-        assert_eq!(dirs.load_session_id().as_deref(), Some("abc-123"));
-        dirs.save_session_id("--dangerous").unwrap();
-        assert_eq!(dirs.load_session_id(), None);
+        let cwd = home.path().join("project");
+        let dirs = TaskDirs::new(home.path(), 42, cwd.clone());
+        dirs.create_private().unwrap();
+        assert_eq!(dirs.cwd, cwd);
+        assert!(!cwd.exists(), "the cwd is not created here");
+        assert_eq!(dirs.private(), home.path().join("tasks/42"));
+        for path in [
+            dirs.claude_config.clone(),
+            dirs.tmp.clone(),
+            dirs.system_prompt_file(),
+            dirs.mcp_config_file(),
+            dirs.attachments_dir(11),
+            dirs.skills_dir(),
+        ] {
+            assert!(path.starts_with(dirs.private()), "{}", path.display());
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dirs.private())
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+    }
+
+    #[test]
+    fn sessions_are_per_bot_reject_flag_like_values_and_are_forgotten_together() {
+        let home = tempfile::tempdir().unwrap();
+        let dirs = TaskDirs::new(home.path(), 42, home.path().join("cwd"));
+        dirs.create_private().unwrap();
+        assert_eq!(dirs.load_session_id(None), None);
+        dirs.save_session_id(None, "abc-123").unwrap();
+        assert_eq!(dirs.load_session_id(None).as_deref(), Some("abc-123"));
+        // A bot without its own session falls back to the task's bot-less one.
+        assert_eq!(dirs.load_session_id(Some("34")).as_deref(), Some("abc-123"));
+        dirs.save_session_id(Some("34"), "bot-34-session").unwrap();
+        assert_eq!(
+            dirs.load_session_id(Some("34")).as_deref(),
+            Some("bot-34-session")
+        );
+        assert!(dirs.private().join("session-34").is_file());
+        dirs.save_session_id(None, "--dangerous").unwrap();
+        assert_eq!(dirs.load_session_id(None), None);
+        dirs.forget_sessions();
+        assert_eq!(dirs.load_session_id(Some("34")), None);
+        assert_eq!(dirs.load_session_id(None), None);
     }
 }
