@@ -202,7 +202,8 @@ pub fn demo_password() -> String {
     crate::random_token(16)
 }
 
-/// A subset of the server's built-in command keys (`command_registry.py`).
+/// A subset of the server's built-in command keys (`command_registry.py`). The project keys are
+/// the backend's exact command lines (§16.4, §16.8): "Clone from Git" and "New worktree" run them.
 pub fn default_commands() -> BTreeMap<String, String> {
     [
         ("pwd", "pwd"),
@@ -211,6 +212,29 @@ pub fn default_commands() -> BTreeMap<String, String> {
         ("ls_dirs", "ls -d */"),
         ("git_status", "git status --short"),
         ("git_branch", "git branch --show-current"),
+        (
+            "project_workspace_root",
+            r#"sh -c 'printf %s "${WEGENT_EXECUTOR_PROJECTS_DIR:-${WECODE_HOME:-$HOME/.wecode}/wegent-executor/workspace/projects}"'"#,
+        ),
+        ("mkdir_p", "mkdir -p"),
+        ("path_exists", "test -e"),
+        ("git_clone", "git clone"),
+        ("git_config", "git config"),
+        (
+            "git_is_worktree",
+            r#"sh -c 'git -C "$1" rev-parse --is-inside-work-tree' --"#,
+        ),
+        (
+            "git_worktree_add",
+            concat!(
+                r#"sh -c 'source=$1; target=$2; ref=$3; mkdir -p "$(dirname "$target")"; "#,
+                r#"if git -C "$target" rev-parse --is-inside-work-tree >/dev/null 2>&1; then "#,
+                r#"if [ -n "$ref" ]; then git -C "$target" checkout --force --detach "$ref"; fi; "#,
+                r#"else if [ -e "$target" ]; then echo "target exists and is not a Git worktree" >&2; exit 64; fi; "#,
+                r#"if [ -n "$ref" ]; then git -C "$source" worktree add --detach "$target" "$ref"; "#,
+                r#"else git -C "$source" worktree add --detach "$target"; fi; fi' --"#,
+            ),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::config::ModelSettings;
+use crate::projects::PayloadWorkspace;
 use crate::store::User;
 
 const SAMPLE: &str = include_str!("../assets/task-execute.sample.json");
@@ -22,7 +23,10 @@ pub struct ExecuteParams<'a> {
     pub backend_url: &'a str,
     /// The per-turn task JWT (no `sub`).
     pub auth_token: &'a str,
-    pub new_session: bool,
+    /// A later turn of an existing task (§16.5): `new_session:false` and the executor name filled.
+    pub follow_up: bool,
+    /// The task's workspace project, if any (§16.1).
+    pub workspace: Option<&'a PayloadWorkspace>,
 }
 
 /// The sample with `p` filled in; every other key keeps its captured value.
@@ -44,10 +48,22 @@ pub fn task_execute_payload(p: &ExecuteParams<'_>) -> Value {
     set(o, "user_name", json!(p.user.user_name));
     set(o, "auth_token", json!(p.auth_token));
     set(o, "backend_url", json!(p.backend_url));
-    set(o, "new_session", json!(p.new_session));
+    // The real backend sends `new_session:false` on a first turn too. The devserver says `true`
+    // there: its task ids restart at 1 with every in-memory run, and a device must not resume a
+    // session it kept for an earlier run's task 1.
+    set(o, "new_session", json!(!p.follow_up));
     set(o, "request_id", json!(crate::random_token(4)));
-    set(o, "executor_name", json!(""));
-    set(o, "executor_namespace", json!(""));
+    // Empty on a first turn, `device-<id>` / `user-<uid>` on follow-ups (§16.10).
+    let (name, namespace) = if p.follow_up {
+        (
+            format!("device-{}", p.device_id),
+            format!("user-{}", p.user.id),
+        )
+    } else {
+        (String::new(), String::new())
+    };
+    set(o, "executor_name", json!(name));
+    set(o, "executor_namespace", json!(namespace));
     if let Some(user) = o.get_mut("user").and_then(Value::as_object_mut) {
         user.insert("id".into(), json!(p.user.id));
         user.insert("name".into(), json!(p.user.user_name));
@@ -62,6 +78,9 @@ pub fn task_execute_payload(p: &ExecuteParams<'_>) -> Value {
         if let Some(h) = mc.get_mut("default_headers").and_then(Value::as_object_mut) {
             h.insert("user".into(), json!(p.user.user_name));
         }
+    }
+    if let Some(w) = p.workspace {
+        crate::projects::apply(&mut v, w);
     }
     v
 }
@@ -93,7 +112,8 @@ mod tests {
             model: &model,
             backend_url: "http://127.0.0.1:1",
             auth_token: "tok",
-            new_session: true,
+            follow_up: false,
+            workspace: None,
         });
         assert_eq!(
             (v["task_id"].as_i64(), v["subtask_id"].as_i64()),

@@ -77,6 +77,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/tasks/{id}/cancel", post(cancel_task))
         .route("/api/console/events", get(crate::console::events))
         .merge(crate::rest_devices::router())
+        .merge(crate::rest_projects::router())
 }
 
 pub async fn not_found() -> ApiError {

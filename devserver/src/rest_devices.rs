@@ -186,9 +186,49 @@ async fn run_command(
             "max_output_bytes must be between 1 and 5242880",
         ));
     }
+    let call = CommandCall {
+        key: &body.command_key,
+        cwd: body.path.or(body.cwd),
+        args: body.args,
+        timeout_seconds: body.timeout_seconds,
+        max_output_bytes: body.max_output_bytes,
+    };
+    execute_command(&state, user.id, &id, call).await.map(Json)
+}
+
+/// One configured command for a device (the body of `POST /api/devices/{id}/commands`).
+pub struct CommandCall<'a> {
+    pub key: &'a str,
+    pub cwd: Option<String>,
+    pub args: Vec<String>,
+    pub timeout_seconds: u64,
+    pub max_output_bytes: u64,
+}
+
+impl<'a> CommandCall<'a> {
+    /// A call with the REST defaults (60 s, 1 MiB).
+    pub fn new(key: &'a str, cwd: Option<&str>, args: &[&str]) -> Self {
+        Self {
+            key,
+            cwd: cwd.map(str::to_string),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            timeout_seconds: default_timeout(),
+            max_output_bytes: default_max_output(),
+        }
+    }
+}
+
+/// `execute_configured_device_command`: a configured key → `device:execute_command` call with a
+/// timeout; the device's ack object.
+pub async fn execute_command(
+    state: &Shared,
+    user_id: i64,
+    device_id: &str,
+    call: CommandCall<'_>,
+) -> Result<Value, ApiError> {
     if state
         .store()
-        .active_device(user.id, &id)
+        .active_device(user_id, device_id)
         .map_err(db)?
         .is_none()
     {
@@ -197,17 +237,17 @@ async fn run_command(
     let command = state
         .cfg
         .commands
-        .get(&body.command_key)
+        .get(call.key)
         .cloned()
-        .ok_or_else(|| ApiError::new(400, format!("Unknown command key: {}", body.command_key)))?;
+        .ok_or_else(|| ApiError::new(400, format!("Unknown command key: {}", call.key)))?;
     let socket = state
-        .device_socket(user.id, &id)
-        .ok_or_else(|| ApiError::new(400, format!("Device '{id}' is offline")))?;
+        .device_socket(user_id, device_id)
+        .ok_or_else(|| ApiError::new(400, format!("Device '{device_id}' is offline")))?;
     let mut argv = shell_split(&command);
-    argv.extend(body.args.iter().cloned());
-    let payload = json!({"command": command, "cwd": body.path.or(body.cwd), "args": body.args, "argv": argv,
-        "env": {}, "timeout_seconds": body.timeout_seconds, "max_output_bytes": body.max_output_bytes});
-    let wait = Duration::from_secs(body.timeout_seconds) + state.cfg.timings.command_ack_grace;
+    argv.extend(call.args.iter().cloned());
+    let payload = json!({"command": command, "cwd": call.cwd, "args": call.args, "argv": argv,
+        "env": {}, "timeout_seconds": call.timeout_seconds, "max_output_bytes": call.max_output_bytes});
+    let wait = Duration::from_secs(call.timeout_seconds) + state.cfg.timings.command_ack_grace;
     let timed_out = || {
         ApiError::new(
             400,
@@ -229,7 +269,7 @@ async fn run_command(
             "Device command failed: the device's answer is not an object",
         ));
     }
-    Ok(Json(ack))
+    Ok(ack)
 }
 
 #[cfg(test)]
@@ -248,5 +288,36 @@ mod tests {
         );
         assert_eq!(shell_split(r#"a "b c" d\ e ''"#), ["a", "b c", "d e", ""]);
         assert!(shell_split("   ").is_empty());
+    }
+
+    /// The backend's command lines (`command_registry.py`, evaluated with Python), and the argv
+    /// `shlex.split` makes of them: "Clone from Git" and "New worktree" depend on both.
+    #[test]
+    fn project_command_keys_are_the_backends() {
+        let c = crate::config::default_commands();
+        let root = r#"sh -c 'printf %s "${WEGENT_EXECUTOR_PROJECTS_DIR:-${WECODE_HOME:-$HOME/.wecode}/wegent-executor/workspace/projects}"'"#;
+        assert_eq!(c["project_workspace_root"], root);
+        assert_eq!(shell_split(root).len(), 3);
+        let add = r#"sh -c 'source=$1; target=$2; ref=$3; mkdir -p "$(dirname "$target")"; if git -C "$target" rev-parse --is-inside-work-tree >/dev/null 2>&1; then if [ -n "$ref" ]; then git -C "$target" checkout --force --detach "$ref"; fi; else if [ -e "$target" ]; then echo "target exists and is not a Git worktree" >&2; exit 64; fi; if [ -n "$ref" ]; then git -C "$source" worktree add --detach "$target" "$ref"; else git -C "$source" worktree add --detach "$target"; fi; fi' --"#;
+        assert_eq!(c["git_worktree_add"], add);
+        let argv = shell_split(add);
+        assert_eq!((argv.len(), argv[3].as_str()), (4, "--"));
+        assert_eq!(
+            shell_split(&c["git_is_worktree"]),
+            [
+                "sh",
+                "-c",
+                r#"git -C "$1" rev-parse --is-inside-work-tree"#,
+                "--"
+            ]
+        );
+        for (key, line) in [
+            ("mkdir_p", "mkdir -p"),
+            ("path_exists", "test -e"),
+            ("git_clone", "git clone"),
+            ("git_config", "git config"),
+        ] {
+            assert_eq!(c[key], line);
+        }
     }
 }

@@ -38,6 +38,8 @@ pub struct TaskRecord {
     pub id: i64,
     pub user_id: i64,
     pub device_id: String,
+    /// The workspace project the task belongs to (0: none).
+    pub project_id: i64,
     pub title: String,
     pub status: TaskStatus,
     pub created_at: String,
@@ -86,7 +88,11 @@ CREATE TABLE IF NOT EXISTS devices (id INTEGER PRIMARY KEY, user_id INTEGER NOT 
   is_active INTEGER NOT NULL DEFAULT 1, client_ip TEXT, runtime_transfer_host TEXT, runtime_instance_id TEXT,
   app_device_id TEXT, UNIQUE(user_id, device_id));
 CREATE TABLE IF NOT EXISTS tasks (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, device_id TEXT NOT NULL,
-  title TEXT NOT NULL, status TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+  title TEXT NOT NULL, status TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+  project_id INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS projects (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, name TEXT NOT NULL,
+  description TEXT NOT NULL DEFAULT '', config TEXT NOT NULL, is_active INTEGER NOT NULL DEFAULT 1,
+  created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS subtasks (id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, role TEXT NOT NULL,
   message_id INTEGER NOT NULL, prompt TEXT NOT NULL, status TEXT NOT NULL, result TEXT, error_message TEXT,
   executor_name TEXT NOT NULL DEFAULT '', executor_namespace TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL);
@@ -162,6 +168,19 @@ pub(crate) fn subtask_from_row(r: &Row<'_>) -> DbResult<SubtaskRecord> {
     })
 }
 
+/// Schema upgrade for databases written by an older devserver (`CREATE TABLE IF NOT EXISTS`
+/// keeps an existing table as it is).
+fn add_column_if_missing(conn: &Connection, table: &str, column: &str, decl: &str) -> DbResult<()> {
+    let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+    let names = stmt.query_map([], |r| r.get::<_, String>(1))?;
+    for name in names {
+        if name? == column {
+            return Ok(());
+        }
+    }
+    conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))
+}
+
 pub(crate) const SUBTASK_COLS: &str = "id, task_id, role, message_id, prompt, status, result, error_message, executor_name, executor_namespace";
 
 impl Store {
@@ -171,6 +190,7 @@ impl Store {
             Storage::File(path) => Connection::open(path)?,
         };
         conn.execute_batch(SCHEMA)?;
+        add_column_if_missing(&conn, "tasks", "project_id", "INTEGER NOT NULL DEFAULT 0")?;
         Ok(Self { conn })
     }
 
@@ -375,6 +395,10 @@ impl Store {
 
 #[path = "store_tasks.rs"]
 mod tasks;
+
+#[path = "store_projects.rs"]
+mod projects;
+pub use projects::ProjectRecord;
 
 #[cfg(test)]
 #[path = "store_tests.rs"]

@@ -6,11 +6,17 @@ use super::{now_iso, subtask_from_row, DbResult, Store, SubtaskRecord, TaskRecor
 use crate::settle::TaskStatus;
 
 impl Store {
-    pub fn insert_task(&self, user_id: i64, device_id: &str, title: &str) -> DbResult<i64> {
+    pub fn insert_task(
+        &self,
+        user_id: i64,
+        device_id: &str,
+        title: &str,
+        project_id: i64,
+    ) -> DbResult<i64> {
         let now = now_iso();
         self.conn.execute(
-            "INSERT INTO tasks (user_id, device_id, title, status, created_at, updated_at) VALUES (?1, ?2, ?3, 'PENDING', ?4, ?4)",
-            params![user_id, device_id, title, now],
+            "INSERT INTO tasks (user_id, device_id, title, status, created_at, updated_at, project_id) VALUES (?1, ?2, ?3, 'PENDING', ?4, ?4, ?5)",
+            params![user_id, device_id, title, now, project_id],
         )?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -18,7 +24,7 @@ impl Store {
     pub fn task(&self, task_id: i64) -> DbResult<Option<TaskRecord>> {
         self.conn
             .query_row(
-                "SELECT id, user_id, device_id, title, status, created_at, updated_at FROM tasks WHERE id = ?1 AND deleted = 0",
+                "SELECT id, user_id, device_id, title, status, created_at, updated_at, project_id FROM tasks WHERE id = ?1 AND deleted = 0",
                 [task_id],
                 |r| {
                     Ok(TaskRecord {
@@ -29,6 +35,7 @@ impl Store {
                         status: TaskStatus::parse(&r.get::<_, String>(4)?),
                         created_at: r.get(5)?,
                         updated_at: r.get(6)?,
+                        project_id: r.get(7)?,
                     })
                 },
             )

@@ -61,3 +61,25 @@ fn iso_dates() {
         "2026-11-23T02:55:01.000005"
     );
 }
+
+/// A database written before projects existed gains `tasks.project_id` when opened.
+#[test]
+fn old_database_gains_the_project_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite3");
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE tasks (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, device_id TEXT NOT NULL,
+             title TEXT NOT NULL, status TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
+             created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+             INSERT INTO tasks VALUES (1, 1, 'd', 'old', 'COMPLETED', 0, 'x', 'x');",
+        )
+        .unwrap();
+    let s = Store::open(&Storage::File(path.clone())).unwrap();
+    assert_eq!(s.task(1).unwrap().unwrap().project_id, 0);
+    let id = s.insert_task(1, "d", "new", 7).unwrap();
+    assert_eq!(s.task(id).unwrap().unwrap().project_id, 7);
+    drop(s);
+    Store::open(&Storage::File(path)).expect("opening twice is fine");
+}

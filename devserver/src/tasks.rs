@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::events::{OfflineReason, ServerEvent};
 use crate::payload::{task_execute_payload, ExecuteParams};
+use crate::projects::{PayloadWorkspace, ProjectConfig};
 use crate::settle::{effect, final_result, id_of, Effect, TaskStatus};
 use crate::state::{device_room, lock, Session, Shared, NAMESPACE};
 use crate::store::{SubtaskRecord, User};
@@ -42,6 +43,9 @@ pub struct DispatchRequest {
     pub title: Option<String>,
     /// Continue an existing task (a follow-up message).
     pub task_id: Option<i64>,
+    /// Run the new task in this workspace project (its device unless `deviceId` is given).
+    #[serde(default)]
+    pub project_id: Option<i64>,
     #[serde(default)]
     pub team_id: Option<i64>,
 }
@@ -73,45 +77,44 @@ pub async fn dispatch(
         .title
         .clone()
         .unwrap_or_else(|| req.message.chars().take(50).collect());
-    let (task_id, device_id, user_sub, assistant_sub) = {
+    let follow_up = req.task_id.is_some();
+    let (task, user_sub, assistant_sub) = {
         let store = shared.store();
-        let device = match &req.device_id {
+        let task = match req.task_id {
+            // A follow-up goes to the task's own device and project; a `deviceId` is ignored.
             Some(id) => store
-                .active_device(user.id, id)
+                .task(id)
                 .map_err(db)?
-                .ok_or_else(|| ApiError::new(404, format!("Device '{id}' not found")))?,
-            None => store
-                .default_device(user.id)
-                .map_err(db)?
-                .ok_or_else(|| ApiError::new(400, "No device selected and no default device"))?,
-        };
-        let task_id = match req.task_id {
-            Some(id) => {
-                let task = store.task(id).map_err(db)?.filter(|t| t.user_id == user.id);
-                task.ok_or_else(|| ApiError::new(404, "Task not found"))?.id
+                .filter(|t| t.user_id == user.id)
+                .ok_or_else(|| ApiError::new(404, format!("Task {id} not found")))?,
+            None => {
+                let (device_id, project_id) = target_of_new_task(&store, user, &req)?;
+                let id = store
+                    .insert_task(user.id, &device_id, &title, project_id)
+                    .map_err(db)?;
+                store.task(id).map_err(db)?.expect("task just written")
             }
-            None => store
-                .insert_task(user.id, &device.device_id, &title)
-                .map_err(db)?,
         };
         let user_sub = store
-            .insert_subtask(task_id, "USER", &req.message, TaskStatus::Completed)
+            .insert_subtask(task.id, "USER", &req.message, TaskStatus::Completed)
             .map_err(db)?;
         let assistant_sub = store
-            .insert_subtask(task_id, "ASSISTANT", "", TaskStatus::Pending)
+            .insert_subtask(task.id, "ASSISTANT", "", TaskStatus::Pending)
             .map_err(db)?;
         store
             .set_subtask_running(
                 assistant_sub.id,
-                &format!("device-{}", device.device_id),
+                &format!("device-{}", task.device_id),
                 &format!("user-{}", user.id),
             )
             .map_err(db)?;
         store
-            .set_task_status(task_id, TaskStatus::Running)
+            .set_task_status(task.id, TaskStatus::Running)
             .map_err(db)?;
-        (task_id, device.device_id, user_sub, assistant_sub)
+        (task, user_sub, assistant_sub)
     };
+    let (task_id, device_id) = (task.id, task.device_id.clone());
+    let workspace = project_workspace(shared, user, task.project_id);
     let token = crate::auth::task_token(user, task_id, assistant_sub.id, &shared.cfg.jwt_secret);
     let payload = task_execute_payload(&ExecuteParams {
         task_id,
@@ -119,7 +122,7 @@ pub async fn dispatch(
         message_id: assistant_sub.message_id,
         user_subtask_id: user_sub.id,
         prompt: &req.message,
-        title: &title,
+        title: &task.title,
         device_id: &device_id,
         user,
         model: &shared.cfg.model,
@@ -127,7 +130,8 @@ pub async fn dispatch(
         // the model the device's agent talks to.
         backend_url: &shared.public_url(),
         auth_token: &token,
-        new_session: req.task_id.is_none(),
+        follow_up,
+        workspace: workspace.as_ref(),
     });
     emit_to_device(shared, user.id, &device_id, "task:execute", &payload).await;
     tracing::info!(task_id, subtask_id = assistant_sub.id, device = %device_id, "task:execute sent");
@@ -146,6 +150,50 @@ pub async fn dispatch(
         chat_url: format!("/devices/chat?taskId={task_id}"),
         device_id,
     })
+}
+
+/// The device and project of a new task: an explicit `deviceId` first, else the project's bound
+/// device, else the default device (`resolve_chat_task_device_id`).
+fn target_of_new_task(
+    store: &crate::store::Store,
+    user: &User,
+    req: &DispatchRequest,
+) -> Result<(String, i64), ApiError> {
+    let project = match req.project_id.filter(|id| *id != 0) {
+        Some(id) => Some(
+            store
+                .project(user.id, id)
+                .map_err(db)?
+                .ok_or_else(|| ApiError::new(404, format!("Project {id} not found")))?,
+        ),
+        None => None,
+    };
+    let project_device = project.as_ref().and_then(|p| {
+        let config: ProjectConfig = serde_json::from_value(p.config.clone()).ok()?;
+        config.execution?.device_id
+    });
+    let device = match req.device_id.clone().or(project_device) {
+        Some(id) => store
+            .active_device(user.id, &id)
+            .map_err(db)?
+            .ok_or_else(|| ApiError::new(404, format!("Device '{id}' not found")))?,
+        None => store
+            .default_device(user.id)
+            .map_err(db)?
+            .ok_or_else(|| ApiError::new(400, "No device selected and no default device"))?,
+    };
+    Ok((device.device_id, project.map_or(0, |p| p.id)))
+}
+
+/// The workspace fields of the task's project, read at every turn as the backend does (`None`
+/// without a project, or if it was removed since).
+fn project_workspace(shared: &Shared, user: &User, project_id: i64) -> Option<PayloadWorkspace> {
+    if project_id == 0 {
+        return None;
+    }
+    let project = shared.store().project(user.id, project_id).ok()??;
+    let config: ProjectConfig = serde_json::from_value(project.config).ok()?;
+    crate::projects::payload_workspace(project_id, &config)
 }
 
 /// Plain emit to room `device:{uid}:{dev}` on `/local-executor`.
@@ -433,7 +481,7 @@ pub fn view(shared: &Shared, user_id: Option<i64>, task_id: i64) -> Result<Value
     let latest = subs.iter().rev().find(|s| s.role == "ASSISTANT");
     let result_text = latest.and_then(|s| s.result.clone().or_else(|| deltas.get(&s.id).cloned()));
     Ok(
-        json!({"id": task.id, "title": task.title, "status": task.status, "device_id": task.device_id,
+        json!({"id": task.id, "title": task.title, "status": task.status, "device_id": task.device_id, "project_id": task.project_id,
         "created_at": task.created_at, "updated_at": task.updated_at, "result_text": result_text,
         "error_message": latest.and_then(|s| s.error_message.clone()), "subtasks": subtasks}),
     )
