@@ -96,6 +96,8 @@ pub struct TaskConfig {
     /// `<executor home>/workspace/projects`, so nothing lands outside the executor home; the
     /// settings always fill it in.
     pub projects_dir: Option<PathBuf>,
+    /// Wall-clock limit of a task's `git clone` (the backend allows its own clone 600 s).
+    pub git_clone_timeout: Duration,
 }
 
 impl TaskConfig {
@@ -130,6 +132,7 @@ impl Default for TaskConfig {
             allow_remote_commands: true,
             outbox_capacity: 10_000,
             projects_dir: None,
+            git_clone_timeout: Duration::from_secs(600),
         }
     }
 }

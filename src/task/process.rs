@@ -92,6 +92,32 @@ pub async fn stop(child: &mut Child, grace: Duration) -> Option<i32> {
     }
 }
 
+/// Kills a child's whole process group when dropped while armed: a future that owns a child
+/// and is dropped mid-await (task aborted, runtime shut down) must not leave the child's own
+/// children behind (`kill_on_drop` reaches only the leader). Disarm once the child is reaped,
+/// since a reaped leader's group id may be reused.
+#[derive(Debug)]
+pub struct GroupGuard(Option<u32>);
+
+impl GroupGuard {
+    pub fn new(child: &Child) -> Self {
+        Self(child.id())
+    }
+
+    pub fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(pgid) = self.0 {
+            signal_group(pgid, Signal::Kill);
+        }
+    }
+}
+
 /// Kill the child's whole group at once (timeouts of commands that get no second chance).
 pub async fn kill(child: &mut Child) {
     #[cfg(unix)]

@@ -160,7 +160,10 @@ async fn prepare_dirs(
             source: e,
         })
     })?;
-    let timeout = deadline.saturating_duration_since(Instant::now());
+    let timeout = ctx
+        .config
+        .git_clone_timeout
+        .min(deadline.saturating_duration_since(Instant::now()));
     // The git step watches `stop` itself (it must end its child); a stop wins over the error
     // the interrupted step reports.
     let prepared = workdir::prepare(&workdir, req.git_identity.as_ref(), timeout, stop).await;
@@ -330,7 +333,7 @@ async fn run_claude(
 }
 
 /// Resolves once a stop is requested; never if the manager dropped the sender.
-async fn stopped(stop: &mut StopSignal) -> String {
+pub(super) async fn stopped(stop: &mut StopSignal) -> String {
     loop {
         if let Some(message) = stop.borrow_and_update().clone() {
             return message;

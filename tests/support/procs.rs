@@ -17,6 +17,18 @@ pub fn processes_with_cwd(dir: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// Pids with `arg` among their command-line arguments (e.g. a unique target directory).
+pub fn processes_with_arg(arg: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.split(|b| *b == 0).any(|a| a == arg.as_bytes()))
+        })
+        .collect()
+}
+
 /// The process group of `pid` (field 5 of `/proc/<pid>/stat`).
 pub fn process_group(pid: u32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
