@@ -5,13 +5,20 @@
 
 #[path = "support/git_server.rs"]
 mod git_server;
+#[path = "support/mock_anthropic.rs"]
+mod mock_anthropic;
 #[path = "support/procs.rs"]
 mod procs;
+#[path = "support/task_harness.rs"]
+mod task_harness;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use git_server::{bare_repo, free_port, git, GitDaemon, HttpGit, HTTP_PASSWORD, HTTP_USER};
+use mock_anthropic::{MockAnthropic, Script};
+use serde_json::Value;
+use task_harness::{config, final_text, names, payload, Rig};
 use tokio::sync::watch;
 use wegent_executor::task::git::{prepare_checkout, CheckoutOutcome, GitError};
 use wegent_executor::task::workdir::{GitIdentity, GitSource};
@@ -406,4 +413,99 @@ async fn a_dropped_checkout_leaves_no_git_process() {
         // The task is aborted: its future is dropped mid-clone.
     };
     procs::await_group_gone(pgid).await;
+}
+
+// Through the task runner: the real Claude CLI against the mock model, in the checkout.
+
+/// A `task:execute` for a git project at `projects/demo` (relative to the workspace root, as
+/// the backend sends it), with the user's git account.
+fn git_project_payload(task_id: i64, url: &str, mock: &MockAnthropic) -> Value {
+    let mut p = payload(
+        task_id,
+        task_id + 1,
+        "show the repository marker",
+        &mock.url,
+    );
+    p["git_url"] = url.into();
+    p["branch_name"] = "main".into();
+    p["workspace_source"] = "git".into();
+    p["project_workspace_path"] = "projects/demo".into();
+    p["project_id"] = 2.into();
+    p["user"]["git_login"] = "octocat".into();
+    p["user"]["git_id"] = 583231.into();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_git_task_clones_before_the_agent_runs_in_the_checkout() {
+    let fx = Fixture::new();
+    let http = HttpGit::start(fx.root.path()).await;
+    let seen = fx.root.path().join("seen.txt");
+    // The agent's tool reads a file that exists only in the cloned repository.
+    let mock = MockAnthropic::start(Script::RunCommand {
+        command: format!("cp only-in-repo.txt {}", seen.display()),
+        then: "Copied.".into(),
+    })
+    .await;
+    let host = http.base_url.trim_start_matches("http://");
+    let url = format!("http://{HTTP_USER}:{HTTP_PASSWORD}@{host}/auth/demo.git");
+    let rig = Rig::new(config());
+    rig.manager.execute(git_project_payload(20, &url, &mock));
+    let events = rig.until_terminal(21).await;
+    assert_eq!(
+        names(&events).last(),
+        Some(&"response.completed"),
+        "{events:#?}"
+    );
+    assert!(final_text(events.last().unwrap()).ends_with("Copied."));
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap(),
+        "marker-7f3e91 from the cloned repository\n"
+    );
+    let checkout = rig.home.path().join("workspace/projects/demo");
+    let config = std::fs::read_to_string(checkout.join(".git/config")).unwrap();
+    assert!(!config.contains(HTTP_PASSWORD), "{config}");
+    assert_eq!(
+        git(&checkout, &["config", "--local", "user.name"]),
+        "octocat"
+    );
+    assert_eq!(
+        git(&checkout, &["config", "--local", "user.email"]),
+        "583231+octocat@users.noreply.github.com"
+    );
+    // No payload secret and no device state in the user's checkout.
+    assert_eq!(git(&checkout, &["status", "--porcelain"]), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_git_failure_ends_the_task_with_its_message_and_the_next_task_runs() {
+    let fx = Fixture::new();
+    let mock = MockAnthropic::start(Script::Text("still here".into())).await;
+    let rig = Rig::new(config());
+    let folder = rig.home.path().join("workspace/projects/demo");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("notes.txt"), "mine\n").unwrap();
+    rig.manager
+        .execute(git_project_payload(30, &fx.file_url(), &mock));
+    let events = rig.until_terminal(31).await;
+    let last = events.last().unwrap();
+    assert_eq!(last.name, "error", "{events:#?}");
+    let message = last.payload["data"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "The project folder {} is not empty and is not a git repository",
+            folder.display()
+        )),
+        "{message}"
+    );
+    assert!(mock.requests().is_empty(), "the agent must not start");
+    assert_eq!(
+        std::fs::read_to_string(folder.join("notes.txt")).unwrap(),
+        "mine\n"
+    );
+
+    // The same device goes on: the next task (no git) completes.
+    rig.manager.execute(payload(32, 33, "hello", &mock.url));
+    let events = rig.until_terminal(33).await;
+    assert_eq!(names(&events).last(), Some(&"response.completed"));
 }
