@@ -1,12 +1,19 @@
 // Headless Chromium test of the devserver web console.
 //
-// Starts the real `wegent-devserver` binary and, as the device, `wegent-scripted-device`: a
-// SCRIPTED STAND-IN for the Wegent executor (it streams a canned answer; no AI runs). Then, in
-// the browser: sign in, see the device come online, send a task, see streamed text and COMPLETED,
-// and save a screenshot to bench-results/screenshots/console.png.
+// Part 1 starts the real `wegent-devserver` binary and, as the device, `wegent-scripted-device`: a
+// SCRIPTED STAND-IN for the Wegent executor (it streams a canned answer; no AI runs). In the
+// browser: sign in, see the device come online, send a task, see streamed text and COMPLETED,
+// cancel one, and save a screenshot to bench-results/screenshots/console.png.
+//
+// Part 2 connects the real `wegent-executor`, which runs the real Claude Code CLI against the
+// devserver's demo model (only the model is scripted: it names the prompt and the directory
+// Claude Code ran in). In the browser: create a project on a folder of the device picked with
+// "Browse…" (command RPC), send a task into it, see that Claude Code ran in that folder, "Reply",
+// and see the follow-up resume the same session; screenshot bench-results/screenshots/console-projects.png.
 import { spawn } from "node:child_process";
-import { mkdirSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
@@ -15,8 +22,12 @@ const repo = resolve(here, "../..");
 const targetDir = process.env.CARGO_TARGET_DIR || resolve(repo, "target");
 const devserverBin = process.env.DEVSERVER_BIN || resolve(targetDir, "debug/wegent-devserver");
 const deviceBin = process.env.SCRIPTED_DEVICE_BIN || resolve(targetDir, "debug/wegent-scripted-device");
+const executorBin = process.env.EXECUTOR_BIN || resolve(targetDir, "debug/wegent-executor");
+const claudeBin = process.env.WEGENT_TEST_CLAUDE || resolve(repo, ".tools/claude/node_modules/.bin/claude");
 const screenshot = resolve(repo, "bench-results/screenshots/console.png");
+const projectsScreenshot = resolve(repo, "bench-results/screenshots/console-projects.png");
 const children = [];
+const cleanups = [];
 const step = (msg) => console.log(`[console-test] ${msg}`);
 
 function start(bin, args, env = {}) {
@@ -103,12 +114,85 @@ async function main() {
     const partial = await page.locator("#answer").textContent();
     if (partial.endsWith("finishes")) throw new Error("the cancelled answer ran to the end");
     step("Cancel → CANCELLED with a partial answer");
+
+    await projectTaskReply(page, url, token);
   } finally {
     await browser.close();
   }
 }
 
+// Part 2: project → task → reply, with the real executor and the real Claude Code CLI.
+async function projectTaskReply(page, url, token) {
+  for (const [what, path, hint] of [["wegent-executor", executorBin, "cargo build -p wegent-executor"],
+    ["the Claude Code CLI", claudeBin, "./scripts/install-deps.sh, or set WEGENT_TEST_CLAUDE"]]) {
+    if (!existsSync(path)) throw new Error(`${what} is needed at ${path} (${hint})`);
+  }
+  const scratch = mkdtempSync(join(tmpdir(), "wegent-console-test-"));
+  cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
+  const home = join(scratch, "executor-home");
+  mkdirSync(join(scratch, "code", "my-app"), { recursive: true });
+  const code = realpathSync(join(scratch, "code"));
+  const folder = join(code, "my-app");
+  mkdirSync(home, { recursive: true });
+  writeFileSync(join(home, "config.toml"), `claude_path = ${JSON.stringify(claudeBin)}\n`);
+  start(executorBin, [], {
+    WEGENT_EXECUTOR_HOME: home, WEGENT_NO_KEYCHAIN: "1", WEGENT_BACKEND_URL: url, WEGENT_AUTH_TOKEN: token,
+    DEVICE_ID: "real-device-1", DEVICE_NAME: "real-device-1", WEGENT_EXECUTOR_PROJECTS_DIR: join(scratch, "workspace", "projects"),
+    RUST_LOG: "warn",
+  });
+  const row = page.locator('tr[data-device-id="real-device-1"]');
+  await row.locator(".device-status", { hasText: "🟢 Online" }).waitFor({ timeout: 60000 });
+  step("the real executor is online");
+
+  // A project on a folder of the device, picked with Browse… (the device lists its folders).
+  await page.getByLabel("Project name", { exact: true }).fill("my-app");
+  await page.locator("#project-device").selectOption("real-device-1");
+  await page.getByLabel("Folder on the device", { exact: true }).fill(code);
+  await page.getByRole("button", { name: "Browse…" }).click();
+  await page.getByRole("button", { name: "📁 my-app" }).click();
+  await page.waitForFunction((f) => document.getElementById("project-folder").value === f, folder);
+  await page.getByRole("button", { name: "Create project" }).click();
+  const listed = page.locator("#projects li", { hasText: "my-app" });
+  await listed.getByText(`folder ${folder}`).waitFor();
+  step(`project created on ${folder} (picked with Browse…)`);
+
+  // A task into the project: the project is preselected and the device follows it.
+  if (await page.locator("#project-select").inputValue() === "") throw new Error("the new project is not selected");
+  if (!(await page.locator("#device-select").isDisabled())) throw new Error("the device select should follow the project");
+  await page.getByLabel("Message", { exact: true }).fill("what is in this project?");
+  await page.getByRole("button", { name: "Send" }).click();
+  await page.locator("#task-status", { hasText: "Task #3: COMPLETED" }).waitFor({ timeout: 120000 });
+  const first = await page.locator("#answer").textContent();
+  for (const needle of ['You asked: "what is in this project?"', `Claude Code in \`${folder}\``]) {
+    if (!first.includes(needle)) throw new Error(`the answer ${JSON.stringify(first)} lacks ${JSON.stringify(needle)}`);
+  }
+  await page.locator("#task-where", { hasText: `In project my-app: folder ${folder}` }).waitFor();
+  step("task ran in the project folder (the answer names Claude Code's working directory)");
+
+  // Reply: a follow-up in the same task resumes the same Claude session in the same folder.
+  await page.getByLabel("Reply in this task", { exact: true }).fill("and what changed since?");
+  await page.getByRole("button", { name: "Reply" }).click();
+  await page.locator("#task-status", { hasText: "Task #3: RUNNING" }).waitFor();
+  await page.locator("#task-status", { hasText: "Task #3: COMPLETED" }).waitFor({ timeout: 120000 });
+  const second = await page.locator("#answer").textContent();
+  for (const needle of ['You asked: "and what changed since?"', `Claude Code in \`${folder}\``,
+    "resumed the task's session, which already holds 1 earlier answer"]) {
+    if (!second.includes(needle)) throw new Error(`the reply's answer ${JSON.stringify(second)} lacks ${JSON.stringify(needle)}`);
+  }
+  const earlier = await page.locator("#conversation li").allTextContents();
+  if (earlier.length !== 3 || earlier[0] !== "You: what is in this project?" || earlier[1] !== `Device: ${first}`
+    || earlier[2] !== "You: and what changed since?") throw new Error(`conversation was ${JSON.stringify(earlier)}`);
+  step("Reply → the same task, the same folder, the session resumed");
+
+  mkdirSync(dirname(projectsScreenshot), { recursive: true });
+  await page.screenshot({ path: projectsScreenshot, fullPage: true });
+  step(`screenshot: ${projectsScreenshot}`);
+}
+
 main()
   .then(() => { step("PASS"); })
   .catch((e) => { console.error(`[console-test] FAIL: ${e.stack || e}`); process.exitCode = 1; })
-  .finally(() => { for (const c of children) c.kill("SIGTERM"); });
+  .finally(() => {
+    for (const c of children) c.kill("SIGTERM");
+    for (const clean of cleanups) clean();
+  });

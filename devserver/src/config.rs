@@ -207,9 +207,11 @@ pub fn demo_password() -> String {
 pub fn default_commands() -> BTreeMap<String, String> {
     [
         ("pwd", "pwd"),
-        ("home_dir", "sh -c 'echo $HOME'"),
+        ("home_dir", "printenv HOME"),
         ("ls_a", "ls -a"),
-        ("ls_dirs", "ls -d */"),
+        // `ls -d */` would need a shell to expand `*/`; devices run argv without one. The console
+        // keeps the lines ending in `/` (the backend's `directory_list` post-processing).
+        ("ls_dirs", "ls -a -p"),
         ("git_status", "git status --short"),
         ("git_branch", "git branch --show-current"),
         (

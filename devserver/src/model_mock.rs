@@ -231,7 +231,11 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
             });
         }
         Script::Demo => {
-            let text = demo_answer(&first_user_text(&request), &working_directory(&request));
+            let text = demo_answer(
+                &last_user_text(&request),
+                &working_directory(&request),
+                earlier_answers(&request),
+            );
             tokio::spawn(async move {
                 let chunks = split_in(&text, 12);
                 let _ =
@@ -389,22 +393,38 @@ fn last_user_has_tool_result(request: &Value) -> bool {
 
 /// The last text block of the first user message (after the CLI's `<system-reminder>` blocks).
 fn first_user_text(request: &Value) -> String {
-    let Some(first) = request["messages"]
+    user_texts(request).next().unwrap_or_default()
+}
+
+/// The latest user message's text: the prompt of this turn (a resumed session replays the
+/// earlier turns before it).
+fn last_user_text(request: &Value) -> String {
+    user_texts(request).last().unwrap_or_default()
+}
+
+/// The text of each user message (its last text block: the CLI puts reminders before the prompt).
+fn user_texts(request: &Value) -> impl Iterator<Item = String> + '_ {
+    let messages = request["messages"].as_array().map(Vec::as_slice);
+    messages
+        .unwrap_or_default()
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .filter_map(|m| match &m["content"] {
+            Value::String(s) => Some(s.clone()),
+            Value::Array(blocks) => blocks
+                .iter()
+                .rev()
+                .find_map(|b| b["text"].as_str())
+                .map(str::to_owned),
+            _ => None,
+        })
+}
+
+/// Answers already in the conversation: more than 0 when the device resumed the task's session.
+fn earlier_answers(request: &Value) -> usize {
+    request["messages"]
         .as_array()
-        .and_then(|m| m.iter().find(|m| m["role"] == "user"))
-    else {
-        return String::new();
-    };
-    match &first["content"] {
-        Value::String(s) => s.clone(),
-        Value::Array(blocks) => blocks
-            .iter()
-            .rev()
-            .find_map(|b| b["text"].as_str())
-            .unwrap_or_default()
-            .to_owned(),
-        _ => String::new(),
-    }
+        .map_or(0, |m| m.iter().filter(|m| m["role"] == "assistant").count())
 }
 
 /// The directory Claude Code runs in, from its `# Environment` block
@@ -425,18 +445,26 @@ fn working_directory(request: &Value) -> String {
     find(request).unwrap_or_default()
 }
 
-fn demo_answer(prompt: &str, cwd: &str) -> String {
+fn demo_answer(prompt: &str, cwd: &str, earlier_answers: usize) -> String {
     let place = if cwd.is_empty() {
         "in this task's workspace".to_owned()
     } else {
         format!("in `{cwd}`")
     };
     let prompt: String = prompt.chars().take(200).collect();
+    let follow_up = match earlier_answers {
+        0 => String::new(),
+        n => format!(
+            " This is a follow-up: Claude Code resumed the task's session, which already holds \
+             {n} earlier answer{}.",
+            if n == 1 { "" } else { "s" }
+        ),
+    };
     format!(
         "Hello from your own machine! You asked: \"{prompt}\". This task was dispatched by the \
          devserver to your Wegent device, which started Claude Code {place} and streamed this \
-         answer back live. The words come from the devserver's demo model, not from an AI: \
-         connect Wegent Device to a Wegent server to get real answers."
+         answer back live.{follow_up} The words come from the devserver's demo model, not from \
+         an AI: connect Wegent Device to a Wegent server to get real answers."
     )
 }
 
@@ -450,4 +478,31 @@ fn rand_suffix() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
     format!("{:06}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_answer_names_the_latest_prompt_and_a_resumed_session() {
+        let first = json!({"messages": [{"role": "user", "content": [
+            {"type": "text", "text": "<system-reminder>x</system-reminder>"}, {"type": "text", "text": "one"}]}]});
+        let text = demo_answer(&last_user_text(&first), "/p", earlier_answers(&first));
+        assert!(
+            text.contains("You asked: \"one\"") && text.contains("in `/p`"),
+            "{text}"
+        );
+        assert!(!text.contains("follow-up"), "{text}");
+        let resumed = json!({"messages": [{"role": "user", "content": "one"},
+            {"role": "assistant", "content": [{"type": "text", "text": "answer"}]},
+            {"role": "user", "content": [{"type": "text", "text": "two"}]}]});
+        assert_eq!(first_user_text(&resumed), "one");
+        let text = demo_answer(&last_user_text(&resumed), "", earlier_answers(&resumed));
+        assert!(text.contains("You asked: \"two\""), "{text}");
+        assert!(
+            text.contains("resumed the task's session, which already holds 1 earlier answer."),
+            "{text}"
+        );
+    }
 }

@@ -3,7 +3,8 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { token: sessionStorage.getItem("wegent-devserver-token"), user: sessionStorage.getItem("wegent-devserver-user"), devices: [], task: null, abort: null, streams: new Map() };
+const state = { token: sessionStorage.getItem("wegent-devserver-token"), user: sessionStorage.getItem("wegent-devserver-user"), devices: [], projects: [], task: null, abort: null, streams: new Map() };
+const TERMINAL = ["COMPLETED", "FAILED", "CANCELLED"];
 
 async function api(method, path, body) {
   const headers = { "Content-Type": "application/json" };
@@ -60,7 +61,11 @@ function renderDevices() {
   }
   $("devices").hidden = state.devices.length === 0;
   $("devices-empty").hidden = state.devices.length > 0;
-  const select = $("device-select");
+  for (const id of ["device-select", "project-device"]) fillDeviceSelect($(id));
+  applyProjectChoice();
+}
+
+function fillDeviceSelect(select) {
   const chosen = select.value;
   select.replaceChildren();
   for (const d of state.devices) {
@@ -71,6 +76,125 @@ function renderDevices() {
   }
   const fallback = state.devices.find((d) => d.is_default) || state.devices[0];
   select.value = state.devices.some((d) => d.device_id === chosen) ? chosen : fallback ? fallback.device_id : "";
+}
+
+// ---- projects ----------------------------------------------------------------------------------
+
+const projectDevice = (p) => (p.config && p.config.execution && p.config.execution.deviceId) || "";
+
+// Where a project's tasks run, as the task payload says it (protocol §16.1).
+function projectPlace(p) {
+  const c = p.config || {};
+  const ws = c.workspace;
+  if (ws && ws.source === "local_path") return `folder ${ws.localPath}`;
+  if (ws && ws.source === "git" && c.git) return `${c.git.url} (${c.git.branch || "default branch"}) in projects/${ws.checkoutPath}`;
+  return `folder project${p.id} in the device's workspace`;
+}
+
+function renderProjects() {
+  const list = $("projects");
+  list.replaceChildren();
+  for (const p of state.projects) {
+    const li = document.createElement("li");
+    li.dataset.projectId = String(p.id);
+    const name = document.createElement("strong");
+    name.textContent = p.name;
+    const where = document.createElement("code");
+    where.className = "path";
+    where.textContent = projectPlace(p);
+    li.append(name, " · ", where, ` · on ${projectDevice(p)} · ${p.task_count} task${p.task_count === 1 ? "" : "s"}`);
+    list.append(li);
+  }
+  list.hidden = state.projects.length === 0;
+  $("projects-empty").hidden = state.projects.length > 0;
+  const select = $("project-select");
+  const chosen = select.value;
+  for (const opt of [...select.options].slice(1)) opt.remove();
+  for (const p of state.projects) {
+    const opt = document.createElement("option");
+    opt.value = String(p.id);
+    opt.textContent = `${p.name} (${projectPlace(p)})`;
+    select.append(opt);
+  }
+  select.value = state.projects.some((p) => String(p.id) === chosen) ? chosen : "";
+  applyProjectChoice();
+}
+
+async function loadProjects() {
+  try {
+    const list = await api("GET", "/api/projects");
+    state.projects = list.items || [];
+    $("projects-error").textContent = "";
+    renderProjects();
+  } catch (e) { $("projects-error").textContent = e.message; }
+}
+
+// A task in a project runs on the project's device.
+function applyProjectChoice() {
+  const project = state.projects.find((p) => String(p.id) === $("project-select").value);
+  const select = $("device-select");
+  select.disabled = Boolean(project);
+  if (project) select.value = projectDevice(project);
+}
+
+function chosenSource() { return document.querySelector('input[name="project-source"]:checked').value; }
+
+function showSourceFields() {
+  const git = chosenSource() === "git";
+  $("git-fields").hidden = !git;
+  $("folder-fields").hidden = git;
+  $("project-repo").required = git;
+  $("project-folder").required = !git;
+}
+
+async function runCommand(deviceId, body) {
+  const res = await api("POST", `/api/devices/${encodeURIComponent(deviceId)}/commands`, body);
+  if (!res.success || res.exit_code !== 0) throw new Error(res.stderr || res.error || `The device could not run ${body.command_key}`);
+  return res.stdout;
+}
+
+// Folder picker: lists the subfolders of a path on the device through command RPC.
+async function browse(path) {
+  const deviceId = $("project-device").value;
+  if (!deviceId) throw new Error("Choose a device first.");
+  if (!path) path = (await runCommand(deviceId, { command_key: "home_dir" })).trim();
+  const out = await runCommand(deviceId, { command_key: "ls_dirs", path });
+  const dirs = out.split("\n").filter((l) => l.endsWith("/") && l !== "./" && l !== "../").map((l) => l.slice(0, -1));
+  $("project-folder").value = path;
+  const picker = $("folder-picker");
+  picker.replaceChildren();
+  const entry = (label, target) => {
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = label;
+    b.onclick = () => browse(target).catch(showProjectError);
+    li.append(b);
+    picker.append(li);
+  };
+  const parent = path.replace(/\/+$/, "").replace(/\/[^/]*$/, "") || "/";
+  if (path !== "/") entry("⬆ ..", parent);
+  for (const d of dirs) entry(`📁 ${d}`, `${path.replace(/\/+$/, "")}/${d}`);
+  picker.hidden = false;
+}
+
+function showProjectError(e) { $("projects-error").textContent = e.message; }
+
+async function createProject() {
+  const name = $("project-name").value.trim();
+  const deviceId = $("project-device").value;
+  if (!deviceId) throw new Error("Choose a device for the project.");
+  const execution = { targetType: "local", deviceId };
+  if (chosenSource() === "local_path") {
+    const localPath = $("project-folder").value.trim();
+    return api("POST", "/api/projects", { name, description: "", config: { mode: "workspace", execution, workspace: { source: "local_path", localPath } } });
+  }
+  const git = { url: $("project-repo").value.trim(), branch: $("project-branch").value.trim() || "main" };
+  if ($("project-clone").checked) {
+    const res = await api("POST", "/api/projects/git-workspace", { device_id: deviceId, name, git });
+    return res.project;
+  }
+  return api("POST", "/api/projects", { name, description: "", config: { mode: "workspace", execution, workspace: { source: "git" }, git } });
 }
 
 function showDeviceError(e) { $("devices-error").textContent = e.message; }
@@ -93,13 +217,38 @@ function setTask(status, text) {
   const running = ["PENDING", "RUNNING", "CANCELLING"].includes(status);
   $("cancel").disabled = !running;
   $("send").disabled = running;
+  $("reply").hidden = !state.task || !TERMINAL.includes(status);
+}
+
+// Earlier turns of the task: every message before the answer being shown.
+function renderConversation(t) {
+  const list = $("conversation");
+  list.replaceChildren();
+  for (const s of t.subtasks || []) {
+    if (s.id === state.task.subtask) break;
+    const li = document.createElement("li");
+    li.className = s.role === "USER" ? "user" : "device";
+    const answer = s.result ? s.result.value : s.error_message ? `Error: ${s.error_message}` : "";
+    li.textContent = s.role === "USER" ? `You: ${s.prompt}` : `Device: ${answer}`;
+    list.append(li);
+  }
+  const project = state.projects.find((p) => p.id === t.project_id);
+  $("task-where").textContent = t.project_id ? `In project ${project ? `${project.name}: ${projectPlace(project)}` : `#${t.project_id}`}` : "";
 }
 
 async function refreshTask() {
   if (!state.task) return;
   const t = await api("GET", `/api/tasks/${state.task.id}`);
   const text = t.result_text || (t.error_message ? `Error: ${t.error_message}` : $("answer").textContent);
+  renderConversation(t);
   setTask(t.status, text);
+}
+
+// A new turn started (a new task or a reply): show its stream from the start.
+function startTurn(res) {
+  state.task = { id: res.taskId, subtask: res.assistantSubtaskId };
+  setTask("RUNNING", state.streams.get(res.assistantSubtaskId) || "");
+  refreshTask().catch(() => {}); // it may already have finished
 }
 
 function onEvent(e) {
@@ -150,9 +299,10 @@ function showSignedIn() {
   $("sign-in-section").hidden = signedIn;
   $("devices-section").hidden = !signedIn;
   $("chat-section").hidden = !signedIn;
+  $("projects-section").hidden = !signedIn;
   $("sign-out").hidden = !signedIn;
   $("who").textContent = signedIn ? `Signed in as ${state.user}` : "";
-  if (signedIn) { loadDevices(); listen(); }
+  if (signedIn) { loadDevices(); loadProjects(); listen(); }
 }
 
 function signOut(message) {
@@ -184,13 +334,46 @@ $("chat").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   $("chat-error").textContent = "";
   const deviceId = $("device-select").value;
-  if (!deviceId) { $("chat-error").textContent = "Choose a device first."; return; }
+  const projectId = Number($("project-select").value) || 0;
+  if (!deviceId && !projectId) { $("chat-error").textContent = "Choose a device first."; return; }
+  // In a project the server picks the project's device, as the real backend does.
+  const target = projectId ? { projectId } : { deviceId };
   try {
-    const res = await api("POST", "/api/device-chat/tasks", { teamId: 0, deviceId, message: $("prompt").value });
-    state.task = { id: res.taskId, subtask: res.assistantSubtaskId };
-    setTask("RUNNING", state.streams.get(res.assistantSubtaskId) || "");
-    refreshTask().catch(() => {}); // it may already have finished
+    const res = await api("POST", "/api/device-chat/tasks", { teamId: 0, ...target, message: $("prompt").value });
+    startTurn(res);
+    if (projectId) loadProjects();
   } catch (e) { $("chat-error").textContent = e.message; }
+});
+
+$("reply").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  if (!state.task) return;
+  $("chat-error").textContent = "";
+  try {
+    const res = await api("POST", "/api/device-chat/tasks", { teamId: 0, taskId: state.task.id, message: $("reply-text").value });
+    $("reply-text").value = "";
+    startTurn(res);
+  } catch (e) { $("chat-error").textContent = e.message; }
+});
+
+$("project-select").addEventListener("change", applyProjectChoice);
+for (const radio of document.querySelectorAll('input[name="project-source"]')) radio.addEventListener("change", showSourceFields);
+$("browse").addEventListener("click", () => { $("projects-error").textContent = ""; browse($("project-folder").value.trim()).catch(showProjectError); });
+
+$("new-project").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("projects-error").textContent = "";
+  $("create-project").disabled = true;
+  try {
+    const project = await createProject();
+    ev.target.reset();
+    showSourceFields();
+    $("folder-picker").hidden = true;
+    await loadProjects();
+    $("project-select").value = String(project.id);
+    applyProjectChoice();
+  } catch (e) { showProjectError(e); }
+  finally { $("create-project").disabled = false; }
 });
 
 $("cancel").addEventListener("click", async () => {
