@@ -488,6 +488,11 @@ async fn configure_identity(git: &OsStr, dir: &Path, account: &GitIdentity) {
     let Some((name, email)) = commit_identity(account) else {
         return;
     };
+    // Every turn of a task reuses its checkout: once set, the identity costs no process.
+    let local = std::fs::read_to_string(dir.join(".git").join("config")).unwrap_or_default();
+    if identity_is_set(&local, name, &email) {
+        return;
+    }
     for (key, value) in [("user.name", name), ("user.email", email.as_str())] {
         let mut cmd = git_command(git);
         cmd.arg("-C")
@@ -509,6 +514,29 @@ async fn configure_identity(git: &OsStr, dir: &Path, account: &GitIdentity) {
             tracing::warn!(path = %dir.display(), key, "could not set the git identity");
         }
     }
+}
+
+/// Whether a repo-local config text already holds exactly this identity (the last value of a
+/// key wins, as in git). Quoted or escaped values count as different: git then sets them again.
+fn identity_is_set(config: &str, name: &str, email: &str) -> bool {
+    let mut in_user = false;
+    let (mut has_name, mut has_email) = (false, false);
+    for line in config.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_user = line.eq_ignore_ascii_case("[user]");
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=').filter(|_| in_user) else {
+            continue;
+        };
+        let (key, value) = (key.trim(), value.trim());
+        if key.eq_ignore_ascii_case("name") {
+            has_name = value == name;
+        } else if key.eq_ignore_ascii_case("email") {
+            has_email = value == email;
+        }
+    }
+    has_name && has_email
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

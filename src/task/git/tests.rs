@@ -27,6 +27,23 @@ fn identity_needs_a_login_and_an_email_or_an_id() {
 }
 
 #[test]
+fn an_identity_already_in_the_config_is_recognised() {
+    let set = "[core]\n\tbare = false\n[user]\n\tname = octo\n\temail = o@example.com\n";
+    assert!(identity_is_set(set, "octo", "o@example.com"));
+    assert!(!identity_is_set(set, "octo", "other@example.com"));
+    assert!(!identity_is_set(
+        "[user]\n\tname = octo\n",
+        "octo",
+        "o@example.com"
+    ));
+    // Keys of another section, and an older value overridden later, do not count.
+    let elsewhere = "[other]\n\tname = octo\n\temail = o@example.com\n";
+    assert!(!identity_is_set(elsewhere, "octo", "o@example.com"));
+    let overridden = format!("{set}[user]\n\tname = someone\n");
+    assert!(!identity_is_set(&overridden, "octo", "o@example.com"));
+}
+
+#[test]
 fn inspect_tells_the_path_states_apart() {
     let root = tempfile::tempdir().unwrap();
     let p = |name: &str| root.path().join(name);

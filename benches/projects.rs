@@ -1,0 +1,215 @@
+//! Projects benchmark: time from `task:execute` (handed to the TaskManager) to the agent's
+//! start, i.e. the device's own preparation of a task's directory.
+//!
+//! Cases, each over `WEGENT_BENCH_RUNS` runs (default 10):
+//! - `plain`: a task without a project (scratch dir), the baseline;
+//! - `git_clone_1000_files`: a fresh clone (new folder each run) of a repository with 1,000
+//!   files served by `git daemon` on loopback;
+//! - `git_reuse`: the same project again, its checkout already there (no clone, no fetch).
+//!
+//! The agent is a stand-in script that records the instant it starts and exits: measuring the
+//! device, not the Claude CLI's own start-up (~1 s, the same for every case). The stand-in is
+//! not Claude, so each task ends with an `error` event; only the start instant counts.
+//!
+//! Target: overhead ≤ 20 ms over a plain task except the clone.
+//!
+//! Run: `cargo bench -p wegent-executor --bench projects` (JSON in `bench-results/projects.json`).
+
+#[path = "../tests/support/git_server.rs"]
+mod git_server;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+use wegent_executor::config::TaskConfig;
+use wegent_executor::outbox::Outbox;
+use wegent_executor::task::TaskManager;
+
+const WAIT: Duration = Duration::from_secs(120);
+const REPO_FILES: usize = 1_000;
+
+fn main() {
+    if !Path::new("/proc/self/stat").exists() {
+        eprintln!("the projects bench needs Linux (git daemon, /proc); skipped");
+        return;
+    }
+    let runs = std::env::var("WEGENT_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10usize)
+        .max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let results = runtime.block_on(bench(runs));
+    println!("{}", serde_json::to_string_pretty(&results).unwrap());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-results");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("projects.json"),
+        serde_json::to_string_pretty(&results).unwrap(),
+    )
+    .unwrap();
+}
+
+struct Bench {
+    manager: TaskManager,
+    outbox: Outbox,
+    /// The stand-in agent appends its start instant (ns since the epoch) here.
+    starts: PathBuf,
+    next_id: i64,
+}
+
+impl Bench {
+    /// Milliseconds from handing `payload` to the manager until the agent started.
+    async fn time_to_agent(&mut self, mut payload: Value) -> f64 {
+        self.next_id += 2;
+        payload["task_id"] = self.next_id.into();
+        payload["subtask_id"] = (self.next_id + 1).into();
+        let before = std::fs::read_to_string(&self.starts)
+            .unwrap_or_default()
+            .lines()
+            .count();
+        let sent = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        self.manager.execute(payload);
+        self.until_terminal(self.next_id + 1).await;
+        let starts = std::fs::read_to_string(&self.starts).unwrap_or_default();
+        let lines: Vec<&str> = starts.lines().collect();
+        assert_eq!(
+            lines.len(),
+            before + 1,
+            "the agent did not start (task {})",
+            self.next_id
+        );
+        let started: u128 = lines[before].trim().parse().unwrap();
+        (started.saturating_sub(sent.as_nanos())) as f64 / 1e6
+    }
+
+    async fn until_terminal(&self, subtask_id: i64) -> Value {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                self.outbox.ready().await;
+                let event = self.outbox.front().unwrap();
+                self.outbox.pop_sent();
+                if event.payload["subtask_id"] == subtask_id && event.is_terminal() {
+                    return event.payload.clone();
+                }
+            }
+        })
+        .await
+        .expect("no terminal event in time")
+    }
+}
+
+async fn bench(runs: usize) -> Value {
+    let root = tempfile::tempdir().unwrap();
+    let home = root.path().join("home");
+    let starts = root.path().join("agent-starts");
+    let agent = root.path().join("agent.sh");
+    std::fs::write(
+        &agent,
+        format!("#!/bin/sh\ndate +%s%N >> '{}'\n", starts.display()),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let repos = root.path().join("repos");
+    std::fs::create_dir_all(&repos).unwrap();
+    git_server::bare_repo(&repos, "big", REPO_FILES);
+    let daemon = git_server::GitDaemon::start(&repos).await;
+    let url = daemon.url("big.git");
+
+    let config = TaskConfig {
+        claude_path: Some(agent),
+        ..TaskConfig::default()
+    };
+    let outbox = Outbox::new(100_000);
+    let (tx, _events) = broadcast::channel(256);
+    let manager = TaskManager::new(config, home.clone(), outbox.clone(), tx);
+    let mut bench = Bench {
+        manager,
+        outbox,
+        starts,
+        next_id: 0,
+    };
+    let base = base_payload();
+    let git_payload = |path: &str| {
+        let mut p = base.clone();
+        p["git_url"] = url.as_str().into();
+        p["branch_name"] = "main".into();
+        p["workspace_source"] = "git".into();
+        p["project_workspace_path"] = path.into();
+        p["project_id"] = 2.into();
+        // As in every captured payload: the user's git account, set as the repo's identity.
+        p["user"]["git_login"] = "research-bot".into();
+        p["user"]["git_email"] = "research-bot@example.invalid".into();
+        p
+    };
+
+    // Warm-up: the first task pays for page cache and the runtime's first spawns.
+    bench.time_to_agent(base.clone()).await;
+    let mut plain = Vec::new();
+    let mut clone = Vec::new();
+    let mut reuse = Vec::new();
+    for run in 0..runs {
+        plain.push(bench.time_to_agent(base.clone()).await);
+        clone.push(
+            bench
+                .time_to_agent(git_payload(&format!("projects/fresh-{run}")))
+                .await,
+        );
+        reuse.push(bench.time_to_agent(git_payload("projects/fresh-0")).await);
+    }
+    let checkout = home.join("workspace/projects/fresh-0");
+    assert_eq!(
+        std::fs::read_dir(checkout.join("src")).unwrap().count(),
+        REPO_FILES,
+        "the clone holds the repository"
+    );
+    let plain = summary(&plain);
+    let clone = summary(&clone);
+    let reuse = summary(&reuse);
+    json!({
+        "what": "ms from task:execute to the agent's start (stand-in agent); \
+                 git over git daemon on loopback",
+        "runs": runs,
+        "repo_files": REPO_FILES,
+        "plain": plain,
+        "git_clone_1000_files": clone,
+        "git_reuse": reuse,
+        "git_reuse_overhead_over_plain_p50_ms": round(reuse["p50"].as_f64().unwrap() - plain["p50"].as_f64().unwrap()),
+        "git_clone_overhead_over_plain_p50_ms": round(clone["p50"].as_f64().unwrap() - plain["p50"].as_f64().unwrap()),
+    })
+}
+
+/// The captured sample payload, its model pointed nowhere (the stand-in agent never calls it).
+fn base_payload() -> Value {
+    let raw = include_str!("../tests/fixtures/task-execute.sample.json");
+    let mut p: Value = serde_json::from_str(raw).unwrap();
+    p["prompt"] = "bench".into();
+    p["model_config"]["base_url"] = "http://127.0.0.1:9/v1".into();
+    p
+}
+
+fn summary(samples: &[f64]) -> Value {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let pick = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+    json!({
+        "p50": round(pick(0.5)),
+        "p90": round(pick(0.9)),
+        "min": round(sorted[0]),
+        "max": round(sorted[sorted.len() - 1]),
+        "mean": round(sorted.iter().sum::<f64>() / sorted.len() as f64),
+    })
+}
+
+fn round(ms: f64) -> f64 {
+    (ms * 100.0).round() / 100.0
+}
