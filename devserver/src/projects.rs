@@ -63,6 +63,13 @@ pub struct ProjectConfig {
     pub git: Option<GitConfig>,
 }
 
+impl ProjectConfig {
+    /// The config stored with a project (`None` for a project without one).
+    pub fn of(project: &crate::store::ProjectRecord) -> Option<Self> {
+        serde_json::from_value(project.config.clone()).ok()
+    }
+}
+
 fn blank(s: &Option<String>) -> bool {
     s.as_deref().is_none_or(|s| s.trim().is_empty())
 }

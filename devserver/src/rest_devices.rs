@@ -13,7 +13,7 @@ use crate::register::unwrap_single;
 use crate::rest::{AppState, JwtUser};
 use crate::state::{lock, Shared};
 use crate::store::DeviceRecord;
-use crate::tasks::ApiError;
+use crate::tasks::{db, ApiError};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -22,10 +22,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/devices/{id}/default", put(set_default))
         .route("/api/devices/{id}", delete(delete_device))
         .route("/api/devices/{id}/commands", post(run_command))
-}
-
-fn db(e: rusqlite::Error) -> ApiError {
-    ApiError::new(500, format!("Database error: {e}"))
 }
 
 /// A `DeviceInfo` as `GET /api/devices` shows it (protocol.md §8, §14.3).

@@ -14,17 +14,13 @@ use crate::rest::{AppState, JwtUser};
 use crate::rest_devices::{execute_command, CommandCall};
 use crate::state::Shared;
 use crate::store::{ProjectRecord, User};
-use crate::tasks::ApiError;
+use crate::tasks::{db, ApiError};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/projects", post(create).get(list))
         .route("/api/projects/git-workspace", post(create_git_workspace))
         .route("/api/projects/{id}", get(show))
-}
-
-fn db(e: rusqlite::Error) -> ApiError {
-    ApiError::new(500, format!("Database error: {e}"))
 }
 
 fn unprocessable(e: impl std::fmt::Display) -> ApiError {

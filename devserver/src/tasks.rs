@@ -30,7 +30,8 @@ impl ApiError {
     }
 }
 
-fn db(e: rusqlite::Error) -> ApiError {
+/// A database failure as the 500 every route answers with.
+pub(crate) fn db(e: rusqlite::Error) -> ApiError {
     ApiError::new(500, format!("Database error: {e}"))
 }
 
@@ -168,10 +169,9 @@ fn target_of_new_task(
         ),
         None => None,
     };
-    let project_device = project.as_ref().and_then(|p| {
-        let config: ProjectConfig = serde_json::from_value(p.config.clone()).ok()?;
-        config.execution?.device_id
-    });
+    let project_device = project
+        .as_ref()
+        .and_then(|p| ProjectConfig::of(p)?.execution?.device_id);
     let device = match req.device_id.clone().or(project_device) {
         Some(id) => store
             .active_device(user.id, &id)
@@ -192,8 +192,7 @@ fn project_workspace(shared: &Shared, user: &User, project_id: i64) -> Option<Pa
         return None;
     }
     let project = shared.store().project(user.id, project_id).ok()??;
-    let config: ProjectConfig = serde_json::from_value(project.config).ok()?;
-    crate::projects::payload_workspace(project_id, &config)
+    crate::projects::payload_workspace(project_id, &ProjectConfig::of(&project)?)
 }
 
 /// Plain emit to room `device:{uid}:{dev}` on `/local-executor`.
