@@ -40,6 +40,7 @@ config.toml in the executor home; keys, all optional:
   pre_execute_hook (script run before each task)
   allow_remote_commands (default true)
   projects_dir (project folders; tasks run in its parent when it ends in `projects`)
+  git_clone_timeout_secs (default 600)
   log_level (default info)
 The token is never read from the config file.
 

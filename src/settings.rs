@@ -14,6 +14,7 @@
 //! pre_execute_hook = "~/bin/before-task.sh"    # non-zero exit fails the task
 //! allow_remote_commands = true                 # may the server run device commands?
 //! projects_dir = "~/code/wegent-projects"     # project checkouts and task folders
+//! git_clone_timeout_secs = 600                 # limit of a task's `git clone`
 //! log_level = "info"                           # or RUST_LOG-style directives
 //! ```
 //!
@@ -116,6 +117,7 @@ pub struct FileConfig {
     pub pre_execute_hook: Option<PathBuf>,
     pub allow_remote_commands: Option<bool>,
     pub projects_dir: Option<PathBuf>,
+    pub git_clone_timeout_secs: Option<u64>,
     pub log_level: Option<String>,
 }
 
@@ -178,6 +180,8 @@ pub struct Settings {
     pub allow_remote_commands: Sourced<bool>,
     /// `P` of protocol.md §16.2; tasks run under `W` derived from it.
     pub projects_dir: Sourced<PathBuf>,
+    /// Limit of a task's `git clone` (`config.toml` only).
+    pub git_clone_timeout: Sourced<Duration>,
     pub log_level: Option<Sourced<String>>,
     pub keychain_enabled: bool,
 }
@@ -261,18 +265,16 @@ pub fn resolve(
         Some(s) => check_slots(s)?,
         None => sourced(crate::config::DEFAULT_SLOTS, Source::Default),
     };
-    let task_timeout = match pick(flags.task_timeout_secs, None, f.task_timeout_secs) {
-        Some(s) if s.value == 0 => {
-            return Err(bad(
-                "task_timeout_secs",
-                "0",
-                s.source,
-                "must be at least 1 second",
-            ))
-        }
-        Some(s) => sourced(Duration::from_secs(s.value), s.source),
-        None => sourced(TaskConfig::default().task_timeout, Source::Default),
-    };
+    let task_timeout = seconds(
+        "task_timeout_secs",
+        pick(flags.task_timeout_secs, None, f.task_timeout_secs),
+        TaskConfig::default().task_timeout,
+    )?;
+    let git_clone_timeout = seconds(
+        "git_clone_timeout_secs",
+        pick(None, None, f.git_clone_timeout_secs),
+        TaskConfig::default().git_clone_timeout,
+    )?;
     let user_home = std::env::home_dir();
     let path = |flag: &Option<PathBuf>, file: &Option<PathBuf>| {
         pick(flag.clone(), None, file.clone()).map(|s| Sourced {
@@ -321,6 +323,7 @@ pub fn resolve(
         pre_execute_hook: path(&flags.pre_execute_hook, &f.pre_execute_hook),
         allow_remote_commands,
         projects_dir,
+        git_clone_timeout,
         log_level: pick_str(&flags.log_level, None, &f.log_level),
         keychain_enabled,
     })
@@ -367,6 +370,7 @@ impl Settings {
                 pre_execute_hook: self.pre_execute_hook.as_ref().map(|s| s.value.clone()),
                 allow_remote_commands: self.allow_remote_commands.value,
                 projects_dir: Some(self.projects_dir.value.clone()),
+                git_clone_timeout: self.git_clone_timeout.value,
                 ..TaskConfig::default()
             },
         })
@@ -425,6 +429,19 @@ fn pick<T>(flag: Option<T>, env: Option<(T, &'static str)>, file: Option<T>) -> 
     flag.map(|v| sourced(v, Source::Flag))
         .or_else(|| env.map(|(v, name)| sourced(v, Source::Env(name))))
         .or_else(|| file.map(|v| sourced(v, Source::File)))
+}
+
+/// A duration setting in whole seconds, at least 1.
+fn seconds(
+    key: &'static str,
+    value: Option<Sourced<u64>>,
+    default: Duration,
+) -> Result<Sourced<Duration>, SettingsError> {
+    match value {
+        Some(s) if s.value == 0 => Err(bad(key, "0", s.source, "must be at least 1 second")),
+        Some(s) => Ok(sourced(Duration::from_secs(s.value), s.source)),
+        None => Ok(sourced(default, Source::Default)),
+    }
 }
 
 fn bad(key: &'static str, value: &str, origin: Source, reason: &str) -> SettingsError {

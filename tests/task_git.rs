@@ -387,7 +387,10 @@ async fn a_clone_past_its_time_limit_is_stopped() {
     .expect("the time limit did not stop the clone")
     .unwrap_err();
     assert!(matches!(err, GitError::TimedOut { .. }), "{err}");
-    assert_says(&err, &["did not finish within 1 s", "git_clone_timeout"]);
+    assert_says(
+        &err,
+        &["did not finish within 1 s", "git_clone_timeout_secs"],
+    );
     assert!(!dir.exists());
     assert!(procs::processes_with_arg(dir.to_str().unwrap()).is_empty());
 }

@@ -85,6 +85,7 @@ task_timeout_secs = 60
 pre_execute_hook = "/opt/hook.sh"
 allow_remote_commands = false
 projects_dir = "/srv/projects"
+git_clone_timeout_secs = 120
 log_level = "debug"
 "#,
     );
@@ -101,6 +102,7 @@ log_level = "debug"
     );
     assert!(!c.tasks.allow_remote_commands);
     assert_eq!(c.tasks.projects_dir, Some(PathBuf::from("/srv/projects")));
+    assert_eq!(c.tasks.git_clone_timeout, Duration::from_secs(120));
     assert_eq!(c.home, PathBuf::from("/h/.wegent-executor"));
     assert_eq!(s.log_level.unwrap().value, "debug");
 }
@@ -135,6 +137,17 @@ fn bad_values_name_the_key_value_and_source() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("at least 1 second"), "{err}");
+    let err = run(
+        &Overrides::default(),
+        &[],
+        Some(&file("git_clone_timeout_secs = 0")),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("git_clone_timeout_secs = 0 (config.toml)"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -118,8 +118,8 @@ pub enum GitError {
     )]
     RepositoryNotFound { url: String, detail: String },
     #[error(
-        "Cloning {url} did not finish within {} s and was stopped (device setting \
-         git_clone_timeout).",
+        "Cloning {url} did not finish within {} s and was stopped. A large repository may need \
+         a higher git_clone_timeout_secs in the device's config.toml.",
         after.as_secs()
     )]
     TimedOut { url: String, after: Duration },
