@@ -214,3 +214,49 @@ async fn no_child_sees_the_devices_token_and_no_task_output_carries_it() {
     );
     server.shutdown().await;
 }
+
+/// 5 MiB of output (quotes, which JSON doubles) through the devserver: the caller gets an ack
+/// under the packet limit that says the output was cut, not a timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_5_mib_command_output_is_answered_cut_within_the_packet_limit() {
+    let mock = MockAnthropic::start(Script::Text(String::new())).await;
+    let server = devserver(&mock).await;
+    let token = server.demo_token().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let device_id = "trust-ack-device";
+    let mut cmd = device(
+        home.path(),
+        &server,
+        device_id,
+        &["--claude-path", "/nonexistent/claude"],
+    );
+    cmd.env("WEGENT_TOKEN", &token);
+    let _device: Child = cmd.spawn().unwrap();
+    online(&server, device_id).await;
+
+    let five_mib = 5 * 1024 * 1024;
+    let ack = server
+        .call_device(
+            device_id,
+            "device:execute_command",
+            &json!({
+                "argv": ["sh", "-c", format!("head -c {five_mib} /dev/zero | tr '\\0' '\"'; echo done >&2")],
+                "max_output_bytes": five_mib, "timeout_seconds": 60,
+            }),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("the device answers instead of letting the call time out");
+    assert_eq!(ack["stdout_truncated"], true);
+    assert_eq!(ack["stderr"], "done\n");
+    assert_eq!(ack["exit_code"], 0);
+    let size = serde_json::to_string(&ack).unwrap().len();
+    assert!(size < 1_000_000, "{size} bytes");
+    let stdout = ack["stdout"].as_str().unwrap();
+    assert!(
+        stdout.len() > 400_000 && stdout.chars().all(|c| c == '"'),
+        "as much as fits: {} bytes",
+        stdout.len()
+    );
+    server.shutdown().await;
+}

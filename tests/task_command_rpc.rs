@@ -150,3 +150,37 @@ async fn disabled_remote_commands_are_refused_without_running() {
         .contains("Remote commands are disabled"));
     assert!(!marker.exists());
 }
+
+/// A background process holding the output pipe: the answer carries what was read, says the
+/// output may be incomplete, and the background process is ended.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_background_process_holding_the_pipe_does_not_hide_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("bg.pid");
+    let ack = manager(true)
+        .execute_command(json!({
+            "command": format!("echo hi; sleep 100 & echo $! > '{}'", pid_file.display()),
+            "timeout_seconds": 30,
+        }))
+        .await;
+    assert_ack_shape(&ack);
+    assert_eq!(ack["stdout"], "hi\n", "{ack}");
+    assert_eq!(ack["stdout_truncated"], true, "{ack}");
+    assert_eq!(ack["exit_code"], 0, "{ack}");
+    let error = ack["error"].as_str().unwrap_or_default();
+    assert!(error.contains("background"), "{ack}");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{}", pid.trim()));
+    let gone = tokio::time::timeout(Duration::from_secs(10), async {
+        // Gone, or a zombie waiting for init.
+        while std::fs::read_to_string(proc_dir.join("stat")).is_ok_and(|s| {
+            !s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        }) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "the background sleep outlived the answer");
+}

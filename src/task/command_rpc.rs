@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
-use super::{child_env, process};
+use super::{child_env, fit, process};
 
 const DEFAULT_TIMEOUT_SECS: u64 = 60;
 const MAX_TIMEOUT_SECS: u64 = 600;
@@ -35,6 +35,10 @@ pub enum Program {
 }
 
 /// The ack (§6). `exit_code` is `None` when the command never ran or was killed.
+///
+/// `*_truncated` is true when the output shown is not all the command wrote: cut at
+/// `max_output_bytes`, cut to fit the server's packet limit, or still open when background
+/// processes of the command were stopped (then `error` says so).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CommandOutcome {
     pub exit_code: Option<i32>,
@@ -64,6 +68,15 @@ impl CommandOutcome {
         });
         if let Some(e) = &self.error {
             ack["error"] = Value::from(e.as_str());
+        }
+        // Up to 5 MiB of output each, the server takes under 1 MB per packet: an ack it refused
+        // would leave the REST caller waiting for a timeout.
+        for cut in fit::fit(&mut ack, fit::PACKET_BUDGET, "") {
+            match cut.as_str() {
+                "/stdout" => ack["stdout_truncated"] = Value::Bool(true),
+                "/stderr" => ack["stderr_truncated"] = Value::Bool(true),
+                _ => {}
+            }
         }
         ack
     }
@@ -208,9 +221,11 @@ pub async fn run(req: &CommandRequest) -> CommandOutcome {
             });
         }
     };
+    #[cfg(unix)]
+    let group = child.id();
     let cap = req.max_output_bytes;
-    let stdout = tokio::spawn(read_capped(child.stdout.take(), cap));
-    let stderr = tokio::spawn(read_capped(child.stderr.take(), cap));
+    let mut stdout = tokio::spawn(read_capped(child.stdout.take(), cap));
+    let mut stderr = tokio::spawn(read_capped(child.stderr.take(), cap));
     let (exit_code, timed_out) = match tokio::time::timeout(req.timeout, child.wait()).await {
         Ok(status) => (status.ok().and_then(|s| s.code()), false),
         Err(_) => {
@@ -218,24 +233,51 @@ pub async fn run(req: &CommandRequest) -> CommandOutcome {
             (None, true)
         }
     };
-    let collect = |h: tokio::task::JoinHandle<(Vec<u8>, bool)>| async move {
-        match tokio::time::timeout(DRAIN_AFTER_EXIT, h).await {
-            Ok(Ok((bytes, truncated))) => (String::from_utf8_lossy(&bytes).into_owned(), truncated),
-            _ => (String::new(), false),
-        }
+    // A process the command left in the background may hold the pipes open: give it a moment to
+    // finish writing, then end the group, which closes them and lets the readers return what they
+    // read. Nothing the command started outlives its answer.
+    let (out, err) = tokio::join!(
+        tokio::time::timeout(DRAIN_AFTER_EXIT, &mut stdout),
+        tokio::time::timeout(DRAIN_AFTER_EXIT, &mut stderr)
+    );
+    let (stdout_open, stderr_open) = (out.is_err(), err.is_err());
+    #[cfg(unix)]
+    if let Some(pgid) = group {
+        process::signal_group(pgid, process::Signal::Kill);
+    }
+    let text = |read: Result<(Vec<u8>, bool), tokio::task::JoinError>| match read {
+        Ok((bytes, cut)) => (String::from_utf8_lossy(&bytes).into_owned(), cut),
+        Err(_) => (String::new(), true),
     };
-    let ((stdout, stdout_truncated), (stderr, stderr_truncated)) =
-        tokio::join!(collect(stdout), collect(stderr));
+    let (stdout, stdout_cut) = text(match out {
+        Ok(read) => read,
+        Err(_) => stdout.await,
+    });
+    let (stderr, stderr_cut) = text(match err {
+        Ok(read) => read,
+        Err(_) => stderr.await,
+    });
+    let drained = !(stdout_open || stderr_open);
     let secs = req.timeout.as_secs_f64();
+    let error = if timed_out {
+        Some(format!("Command timed out after {secs} seconds"))
+    } else if !drained {
+        Some(format!(
+            "The command exited but processes it started in the background kept its output open; they were stopped after {} s, and the output may be incomplete",
+            DRAIN_AFTER_EXIT.as_secs()
+        ))
+    } else {
+        None
+    };
     CommandOutcome {
         exit_code,
         stdout,
         stderr,
         duration: started.elapsed().as_secs_f64(),
         timed_out,
-        stdout_truncated,
-        stderr_truncated,
-        error: timed_out.then(|| format!("Command timed out after {secs} seconds")),
+        stdout_truncated: stdout_cut || stdout_open,
+        stderr_truncated: stderr_cut || stderr_open,
+        error,
     }
 }
 
@@ -299,6 +341,24 @@ mod tests {
         );
         assert!(!err.contains("/tmp/x.so"), "values are not echoed: {err}");
         assert!(parse(&json!({"argv": ["true"], "env": {"GIT_TOKEN": "t"}})).is_ok());
+    }
+
+    #[test]
+    fn an_ack_with_5_mib_of_output_fits_the_packet_limit_and_says_it_was_cut() {
+        let outcome = CommandOutcome {
+            exit_code: Some(0),
+            // Quotes double when JSON-encoded.
+            stdout: "\"".repeat(MAX_OUTPUT),
+            stderr: "warning\n".to_owned(),
+            ..CommandOutcome::default()
+        };
+        let ack = outcome.to_ack();
+        let size = serde_json::to_string(&ack).unwrap().len();
+        assert!(size <= fit::PACKET_BUDGET, "{size}");
+        assert_eq!(ack["stdout_truncated"], true);
+        assert_eq!(ack["stderr_truncated"], false);
+        assert_eq!(ack["stderr"], "warning\n");
+        assert_eq!(ack["success"], true);
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 
 use super::events::{ResponsesEvent, Turn, COMPLETED, ERROR, INCOMPLETE};
+use super::fit;
 use crate::outbox::Outbox;
 use crate::redact::redact;
 use crate::status::DeviceEvent;
@@ -78,7 +79,14 @@ impl Emitter {
             );
         }
         let notice = self.device_event(&event);
-        self.outbox.push(event.name, self.turn.envelope(event));
+        let name = event.name;
+        let mut payload = self.turn.envelope(event);
+        // An answer over the server's packet limit would be refused and the task never settle.
+        let cut = fit::fit(&mut payload, fit::PACKET_BUDGET, fit::CUT_NOTE);
+        if !cut.is_empty() {
+            tracing::warn!(task_id = self.turn.task_id, event = name, fields = ?cut, "event cut to fit the server's packet limit");
+        }
+        self.outbox.push(name, payload);
         if let Some(notice) = notice {
             let _ = self.events.send(notice);
         }
@@ -129,5 +137,33 @@ mod tests {
             matches!(rx.try_recv(), Ok(DeviceEvent::TaskFailed { reason, .. }) if reason == "first")
         );
         assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn an_answer_over_the_packet_limit_is_cut_and_noted_never_dropped() {
+        let outbox = Outbox::new(100);
+        let (tx, _rx) = broadcast::channel(8);
+        let turn = Turn {
+            task_id: 1,
+            subtask_id: 2,
+            message_id: None,
+            model: String::new(),
+            created_at: 0,
+        };
+        let e = Emitter::new(turn.clone(), "t".into(), outbox.clone(), tx);
+        // 1.5 MB of text with escapes: cancelled after a long answer.
+        e.emit(turn.incomplete(&"line \"quoted\"\n".repeat(100_000), "Task cancelled"));
+        let (_, sent) = outbox.next_to_write().expect("the event is queued");
+        assert_eq!(sent.name, "response.incomplete");
+        let size = serde_json::to_string(&sent.payload).unwrap().len();
+        assert!(size <= fit::PACKET_BUDGET, "{size} bytes");
+        let text = sent.payload["data"]["response"]["output"][0]["content"][0]["text"]
+            .as_str()
+            .unwrap();
+        assert!(text.starts_with("line \"quoted\"") && text.ends_with(fit::CUT_NOTE));
+        assert_eq!(
+            sent.payload["data"]["response"]["error"]["code"],
+            "cancelled"
+        );
     }
 }

@@ -40,6 +40,8 @@ pub async fn run(hook: &Path, ids: HookIds<'_>, timeout: Duration) -> Result<(),
             hook.display()
         )
     })?;
+    // A cancel drops this future: the hook's whole group goes with it, not only its pid.
+    let mut guard = process::GroupGuard::new(&child);
     let stdout = tokio::spawn(read_capped(child.stdout.take(), STDERR_CAP));
     let stderr = tokio::spawn(read_capped(child.stderr.take(), STDERR_CAP));
     let status = match tokio::time::timeout(timeout, child.wait()).await {
@@ -53,6 +55,7 @@ pub async fn run(hook: &Path, ids: HookIds<'_>, timeout: Duration) -> Result<(),
             ));
         }
     };
+    guard.disarm();
     let out_len = stdout.await.map(|(b, _)| b.len()).unwrap_or(0);
     let (err_bytes, _) = stderr.await.unwrap_or_default();
     tracing::info!(
@@ -121,6 +124,62 @@ mod tests {
             err,
             "The pre-execute hook exited with status 3: repo not reachable"
         );
+    }
+
+    /// Is any process of group `pgid` alive (not a zombie)?
+    fn group_has_members(pgid: i32) -> bool {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .any(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                    let fields: Vec<&str> = stat
+                        .rsplit_once(')')
+                        .map_or("", |(_, r)| r)
+                        .split_whitespace()
+                        .collect();
+                    fields.first() != Some(&"Z")
+                        && fields.get(2) == Some(&pgid.to_string().as_str())
+                })
+            })
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_cancel_during_the_hook_ends_its_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = HookIds {
+            task_id: 7,
+            subtask_id: 8,
+            cwd: dir.path(),
+        };
+        let pid_file = dir.path().join("hook.pid");
+        // The hook's own child would outlive a kill of the hook's pid alone.
+        let hook = script(
+            dir.path(),
+            &format!("sleep 300 & echo $$ > '{}'; wait", pid_file.display()),
+        );
+        let mut run = Box::pin(run(&hook, ids, Duration::from_secs(600)));
+        let pgid: i32 = tokio::select! {
+            _ = &mut run => panic!("the hook ended by itself"),
+            pgid = async {
+                loop {
+                    if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|s| s.trim().parse().ok()) {
+                        if group_has_members(pid) { return pid; }
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            } => pgid,
+        };
+        // The runner drops the hook's future on a cancel.
+        drop(run);
+        let gone = tokio::time::timeout(Duration::from_secs(10), async {
+            while group_has_members(pgid) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(gone.is_ok(), "the hook's group {pgid} survived the cancel");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - [`manager`] (this module's [`TaskManager`]): queue, slots, cancel, shutdown.
 //! - [`command_rpc`]: `device:execute_command`; [`hook`]: the pre-execute hook.
 //! - [`child_env`]: every child's environment (scrubbed; dangerous payload names refused).
+//! - [`fit`]: every event and ack fits the server's packet limit (cut, flagged, never dropped).
 //! - [`process`]: process groups and stopping them.
 //! - [`workdir`]: which directory a task runs in (pure) and making it exist; [`git`]: its
 //!   checkout; [`workspace`]: the task's private state; [`record`]: `task.json` for cleanup.
@@ -17,6 +18,7 @@ pub mod claude;
 pub mod command_rpc;
 mod emitter;
 pub mod events;
+pub mod fit;
 pub mod git;
 pub mod hook;
 mod manager;

@@ -28,8 +28,9 @@ use super::workspace::TaskDirs;
 use crate::config::TaskConfig;
 use crate::redact::redact;
 
-/// How long each stop signal (SIGINT, then SIGTERM) gets before the next one.
-const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long the CLI gets after SIGINT before its group is killed. Short: a cancel is settled on
+/// the server at once (see [`run_claude`]) and the group must be gone within a second.
+const STOP_GRACE: Duration = Duration::from_millis(300);
 /// Stderr lines kept for error messages.
 const STDERR_TAIL_LINES: usize = 12;
 const STDERR_LINE_MAX_CHARS: usize = 400;
@@ -241,6 +242,11 @@ async fn run_claude(
             ))
         }
     };
+    // Whatever way this turn ends (even dropped), the CLI's tools do not outlive it.
+    let mut group = process::GroupGuard::new(&child);
+    // `child.id()` is gone once the child is reaped; the group's id is needed after that.
+    #[cfg(unix)]
+    let pgid = child.id();
     tracing::info!(task_id = req.task_id, subtask_id = req.subtask_id, pid = ?child.id(), resume = launch.resume.is_some(), "claude started");
     // The prompt goes in as one line and stdin is closed, so the CLI runs exactly one turn.
     if let Some(mut stdin) = child.stdin.take() {
@@ -292,13 +298,23 @@ async fn run_claude(
         Some(code) => {
             // Tools the agent left running in the background do not outlive the turn.
             #[cfg(unix)]
-            if let Some(pgid) = child.id() {
+            if let Some(pgid) = pgid {
                 process::signal_group(pgid, process::Signal::Kill);
             }
             code
         }
-        None => process::stop(&mut child, STOP_GRACE).await,
+        None => {
+            if let Some(Interrupted::Cancelled(message)) = &interrupted {
+                // The text so far is known: settle the cancel on the server now rather than after
+                // the stop. The slot stays held until the group is gone (the turn returns only
+                // then); the same event built again below is dropped by the emitter.
+                emitter.emit(emitter.turn().incomplete(mapper.text(), message));
+            }
+            process::stop(&mut child, STOP_GRACE).await
+        }
     };
+    // Reaped and its group ended: the id may now be reused by an unrelated group.
+    group.disarm();
     if let Some(reader) = stderr_reader {
         let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
     }

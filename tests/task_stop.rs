@@ -1,0 +1,74 @@
+//! Stopping a turn, with the real Claude Code CLI running a real tool: the cancel is settled
+//! first, the slot is freed only once the whole process group is gone.
+#![cfg(target_os = "linux")]
+
+#[path = "support/mock_anthropic.rs"]
+mod mock_anthropic;
+#[path = "support/procs.rs"]
+mod procs;
+#[path = "support/task_harness.rs"]
+mod task_harness;
+
+use mock_anthropic::{MockAnthropic, Script};
+use serde_json::json;
+use task_harness::{config, payload, Rig, WAIT};
+
+/// Order, not speed (the latency is benchmarked): `response.incomplete` is queued, and when the
+/// slot frees, nothing of the turn's process tree is alive any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_settles_first_and_frees_the_slot_only_once_the_group_is_gone() {
+    let mock = MockAnthropic::start(Script::RunCommand {
+        // The tool ignores the polite signals: only the group's SIGKILL ends it.
+        command: "trap '' INT TERM; sleep 300".into(),
+        then: "never reached".into(),
+    })
+    .await;
+    let rig = Rig::new(config());
+    rig.manager
+        .execute(payload(60, 61, "run a long tool", &mock.url));
+    loop {
+        let e = rig.next().await;
+        if e.name == "response.output_item.added" {
+            break;
+        }
+    }
+    // The tool runs once its `sleep` is in the workspace.
+    let workspace = rig.workspace(60);
+    let pids = tokio::time::timeout(WAIT, async {
+        loop {
+            let pids = procs::processes_with_cwd(&workspace);
+            if pids.iter().any(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim() == "sleep")
+            }) {
+                return pids;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the tool's sleep never started");
+    let mut slots = rig.manager.slots();
+
+    rig.manager
+        .cancel(&json!({"task_id": 60, "subtask_id": 61}));
+    let events = rig.until_terminal(61).await;
+    assert_eq!(events.last().unwrap().name, "response.incomplete");
+    tokio::time::timeout(WAIT, slots.wait_for(|s| s.running.is_empty()))
+        .await
+        .expect("the slot is freed")
+        .unwrap();
+    let left: Vec<u32> = pids
+        .iter()
+        .copied()
+        .filter(|p| !procs::is_zombie(*p))
+        .collect();
+    let described: Vec<String> = left
+        .iter()
+        .map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "alive when the slot was freed: {described:#?}"
+    );
+}
