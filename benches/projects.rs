@@ -131,7 +131,14 @@ async fn bench(runs: usize) -> Value {
     };
     let outbox = Outbox::new(100_000);
     let (tx, _events) = broadcast::channel(256);
-    let manager = TaskManager::new(config, home.clone(), outbox.clone(), tx);
+    // No download in these tasks: the backend URL is never used.
+    let manager = TaskManager::new(
+        config,
+        home.clone(),
+        "http://127.0.0.1:9".into(),
+        outbox.clone(),
+        tx,
+    );
     let mut bench = Bench {
         manager,
         outbox,

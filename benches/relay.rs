@@ -292,7 +292,7 @@ fn cli_alone(claude: &std::path::Path, base_url: &str) -> (f64, f64) {
     std::fs::write(&prompt_file, payload["system_prompt"].as_str().unwrap()).unwrap();
     // The device's own argument list (claude::args), so both sides run the same command.
     let request = wegent_executor::task::payload::parse(&payload).unwrap();
-    let args = wegent_executor::task::claude::args(&request, None, Some(&prompt_file));
+    let args = wegent_executor::task::claude::args(&request, None, Some(&prompt_file), None);
     let started = Instant::now();
     let mut child = std::process::Command::new(claude)
         .args(&args)

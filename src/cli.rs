@@ -102,6 +102,9 @@ pub struct GlobalArgs {
     /// Refuse commands sent by the server (device:execute_command).
     #[arg(long, global = true)]
     pub no_remote_commands: bool,
+    /// Let tasks start the stdio MCP servers their bots name (commands chosen by the server).
+    #[arg(long, global = true)]
+    pub allow_stdio_mcp: bool,
     /// Log filter: error, warn, info, debug, trace or RUST_LOG-style directives.
     #[arg(long, value_name = "LEVEL", global = true)]
     pub log_level: Option<String>,
@@ -160,6 +163,7 @@ impl Cli {
             pre_execute_hook: g.pre_execute_hook.clone(),
             no_remote_commands: g.no_remote_commands,
             projects_dir: g.projects_dir.clone(),
+            allow_stdio_mcp: g.allow_stdio_mcp,
             log_level: g.log_level.clone(),
         }
     }

@@ -11,6 +11,7 @@ pub const EXECUTOR_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const MIN_SLOTS: u8 = 1;
 pub const MAX_SLOTS: u8 = 20;
 pub const DEFAULT_SLOTS: u8 = 5;
+pub const DEFAULT_MAX_ATTACHMENT_MB: u64 = 100;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -98,6 +99,11 @@ pub struct TaskConfig {
     pub projects_dir: Option<PathBuf>,
     /// Wall-clock limit of a task's `git clone` (the backend allows its own clone 600 s).
     pub git_clone_timeout: Duration,
+    /// Whether a task's stdio MCP servers may run: they start commands the server names on this
+    /// machine, so they are off unless the user turns them on (protocol.md §16.6).
+    pub allow_stdio_mcp: bool,
+    /// Largest attachment a task may download.
+    pub max_attachment_bytes: u64,
 }
 
 impl TaskConfig {
@@ -133,6 +139,8 @@ impl Default for TaskConfig {
             outbox_capacity: 10_000,
             projects_dir: None,
             git_clone_timeout: Duration::from_secs(600),
+            allow_stdio_mcp: false,
+            max_attachment_bytes: DEFAULT_MAX_ATTACHMENT_MB * 1_000_000,
         }
     }
 }

@@ -184,6 +184,7 @@ pub fn start(config: Config, token: Option<Token>) -> DeviceHandle {
     let tasks = crate::task::TaskManager::new(
         config.tasks.clone(),
         config.home.clone(),
+        config.backend_url.clone(),
         outbox.clone(),
         events.clone(),
     );

@@ -290,7 +290,7 @@ fn path_segment(id: &str) -> String {
 }
 
 /// `e` and its sources, e.g. "error sending request: tcp connect error: Connection refused".
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -15,6 +15,8 @@
 //! allow_remote_commands = true                 # may the server run device commands?
 //! projects_dir = "~/code/wegent-projects"     # project checkouts and task folders
 //! git_clone_timeout_secs = 600                 # limit of a task's `git clone`
+//! allow_stdio_mcp = false                      # may tasks start their stdio MCP servers?
+//! max_attachment_mb = 100                      # largest attachment a task downloads
 //! log_level = "info"                           # or RUST_LOG-style directives
 //! ```
 //!
@@ -52,6 +54,8 @@ pub mod vars {
     pub const PROJECTS_DIR: &str = "WEGENT_EXECUTOR_PROJECTS_DIR";
     /// The Wecode home the backend's default projects dir lives in (default `~/.wecode`).
     pub const WECODE_HOME: &str = "WECODE_HOME";
+    /// `1`: tasks may start the stdio MCP servers their bots name.
+    pub const ALLOW_STDIO_MCP: &str = "WEGENT_ALLOW_STDIO_MCP";
     pub const RUST_LOG: &str = "RUST_LOG";
 }
 
@@ -118,6 +122,8 @@ pub struct FileConfig {
     pub allow_remote_commands: Option<bool>,
     pub projects_dir: Option<PathBuf>,
     pub git_clone_timeout_secs: Option<u64>,
+    pub allow_stdio_mcp: Option<bool>,
+    pub max_attachment_mb: Option<u64>,
     pub log_level: Option<String>,
 }
 
@@ -134,6 +140,7 @@ pub struct Overrides {
     pub pre_execute_hook: Option<PathBuf>,
     pub no_remote_commands: bool,
     pub projects_dir: Option<PathBuf>,
+    pub allow_stdio_mcp: bool,
     pub log_level: Option<String>,
 }
 
@@ -182,6 +189,8 @@ pub struct Settings {
     pub projects_dir: Sourced<PathBuf>,
     /// Limit of a task's `git clone` (`config.toml` only).
     pub git_clone_timeout: Sourced<Duration>,
+    pub allow_stdio_mcp: Sourced<bool>,
+    pub max_attachment_bytes: Sourced<u64>,
     pub log_level: Option<Sourced<String>>,
     pub keychain_enabled: bool,
 }
@@ -305,9 +314,29 @@ pub fn resolve(
             Source::Default,
         ),
     };
-    let keychain_enabled = !env
-        .var(vars::NO_KEYCHAIN)
-        .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes"));
+    let keychain_enabled = !env.var(vars::NO_KEYCHAIN).is_some_and(|v| is_yes(&v));
+    let allow_stdio_mcp = pick(
+        flags.allow_stdio_mcp.then_some(true),
+        env.var(vars::ALLOW_STDIO_MCP)
+            .map(|v| (is_yes(&v), vars::ALLOW_STDIO_MCP)),
+        f.allow_stdio_mcp,
+    )
+    .unwrap_or(sourced(
+        TaskConfig::default().allow_stdio_mcp,
+        Source::Default,
+    ));
+    let max_attachment_bytes = match f.max_attachment_mb {
+        Some(0) => {
+            return Err(bad(
+                "max_attachment_mb",
+                "0",
+                Source::File,
+                "must be at least 1",
+            ))
+        }
+        Some(mb) => sourced(mb.saturating_mul(1_000_000), Source::File),
+        None => sourced(TaskConfig::default().max_attachment_bytes, Source::Default),
+    };
 
     Ok(Settings {
         config_file_found: file.is_some(),
@@ -324,6 +353,8 @@ pub fn resolve(
         allow_remote_commands,
         projects_dir,
         git_clone_timeout,
+        allow_stdio_mcp,
+        max_attachment_bytes,
         log_level: pick_str(&flags.log_level, None, &f.log_level),
         keychain_enabled,
     })
@@ -371,6 +402,8 @@ impl Settings {
                 allow_remote_commands: self.allow_remote_commands.value,
                 projects_dir: Some(self.projects_dir.value.clone()),
                 git_clone_timeout: self.git_clone_timeout.value,
+                allow_stdio_mcp: self.allow_stdio_mcp.value,
+                max_attachment_bytes: self.max_attachment_bytes.value,
                 ..TaskConfig::default()
             },
         })
@@ -442,6 +475,10 @@ fn seconds(
         Some(s) => Ok(sourced(Duration::from_secs(s.value), s.source)),
         None => Ok(sourced(default, Source::Default)),
     }
+}
+
+fn is_yes(v: &str) -> bool {
+    matches!(v.trim(), "1" | "true" | "yes")
 }
 
 fn bad(key: &'static str, value: &str, origin: Source, reason: &str) -> SettingsError {

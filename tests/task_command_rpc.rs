@@ -15,7 +15,13 @@ fn manager(allow: bool) -> TaskManager {
         ..TaskConfig::default()
     };
     let (tx, _) = broadcast::channel(4);
-    TaskManager::new(config, std::env::temp_dir(), Outbox::new(10), tx)
+    TaskManager::new(
+        config,
+        std::env::temp_dir(),
+        "http://127.0.0.1:9".into(),
+        Outbox::new(10),
+        tx,
+    )
 }
 
 fn assert_ack_shape(ack: &Value) {

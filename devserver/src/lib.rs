@@ -4,6 +4,7 @@
 //! namespace `/local-executor`), offers the REST routes a device user needs under `/api`, and a
 //! web console at `/`. Embed it with [`DevServer::start`]; see `progress-devserver.md` for the test API.
 
+mod attachments;
 pub mod auth;
 pub mod config;
 mod console;

@@ -26,6 +26,9 @@ pub enum Script {
     Text(String),
     /// First turn: a Bash `tool_use` running `command`; after the tool result: `then` as text.
     RunCommand { command: String, then: String },
+    /// First turn: a `tool_use` of `tool` (e.g. `mcp__server__echo`) with `input`; after the
+    /// tool result: `Tool result: <its text>`, so a test sees what the tool answered.
+    CallTool { tool: String, input: Value },
     /// An HTTP error with an `api_error` body carrying `message`, not to be retried.
     ApiError { status: u16, message: String },
     /// `chunks` text deltas, one every `interval`.
@@ -254,7 +257,24 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
                 if has_tool_result {
                     let _ = send_text_message(&tx, &model, &[then], Duration::ZERO, None).await;
                 } else {
-                    let _ = send_tool_use(&tx, &model, &command).await;
+                    let input =
+                        json!({"command": command, "description": "Run the scripted command"});
+                    let _ = send_tool_use(&tx, &model, "Bash", &input).await;
+                }
+            });
+        }
+        Script::CallTool { tool, input } => {
+            let result = last_tool_result_text(&request);
+            tokio::spawn(async move {
+                match result {
+                    Some(text) => {
+                        let answer = format!("Tool result: {text}");
+                        let _ =
+                            send_text_message(&tx, &model, &[answer], Duration::ZERO, None).await;
+                    }
+                    None => {
+                        let _ = send_tool_use(&tx, &model, &tool, &input).await;
+                    }
                 }
             });
         }
@@ -340,9 +360,8 @@ async fn send_text_message(
     Ok(())
 }
 
-async fn send_tool_use(tx: &mpsc::Sender<String>, model: &str, command: &str) -> Sent {
+async fn send_tool_use(tx: &mpsc::Sender<String>, model: &str, tool: &str, input: &Value) -> Sent {
     tx.send(message_start(model)).await?;
-    let input = json!({"command": command, "description": "Run the scripted command"});
     let id = format!("toolu_mock_{}", rand_suffix());
     let events = [
         sse(
@@ -359,7 +378,7 @@ async fn send_tool_use(tx: &mpsc::Sender<String>, model: &str, command: &str) ->
         ),
         sse(
             "content_block_start",
-            json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": id, "name": "Bash", "input": {}}}),
+            json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": id, "name": tool, "input": {}}}),
         ),
         sse(
             "content_block_delta",
@@ -377,6 +396,28 @@ async fn send_tool_use(tx: &mpsc::Sender<String>, model: &str, command: &str) ->
         tx.send(event).await?;
     }
     Ok(())
+}
+
+/// The text of the tool result in the last user message, if it has one.
+fn last_tool_result_text(request: &Value) -> Option<String> {
+    let last_user = request["messages"]
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")?;
+    let result = last_user["content"]
+        .as_array()?
+        .iter()
+        .find(|b| b["type"] == "tool_result")?;
+    Some(match &result["content"] {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| b["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    })
 }
 
 fn last_user_has_tool_result(request: &Value) -> bool {

@@ -78,6 +78,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/console/events", get(crate::console::events))
         .merge(crate::rest_devices::router())
         .merge(crate::rest_projects::router())
+        .merge(crate::attachments::router())
 }
 
 pub async fn not_found() -> ApiError {

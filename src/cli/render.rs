@@ -130,6 +130,18 @@ pub fn settings_report(settings: &Settings, id: &DeviceId, name: &str) -> Vec<St
             ),
         ),
         (
+            "stdio MCP servers",
+            format!(
+                "{} ({})",
+                if settings.allow_stdio_mcp.value {
+                    "allowed"
+                } else {
+                    "skipped"
+                },
+                settings.allow_stdio_mcp.source
+            ),
+        ),
+        (
             "Logs",
             settings
                 .home

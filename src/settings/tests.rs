@@ -271,3 +271,39 @@ fn projects_dir_flag_env_file_or_the_backends_default() {
         );
     }
 }
+
+#[test]
+fn stdio_mcp_is_off_by_default_and_enabled_by_flag_env_or_file() {
+    let s = run(&Overrides::default(), &[], None).unwrap();
+    assert_eq!(s.allow_stdio_mcp, sourced(false, Source::Default));
+    assert_eq!(
+        s.max_attachment_bytes.value,
+        crate::config::DEFAULT_MAX_ATTACHMENT_MB * 1_000_000
+    );
+    let on_file = file("allow_stdio_mcp = true\nmax_attachment_mb = 5");
+    let s = run(&Overrides::default(), &[], Some(&on_file)).unwrap();
+    assert_eq!(s.allow_stdio_mcp, sourced(true, Source::File));
+    assert_eq!(s.max_attachment_bytes, sourced(5_000_000, Source::File));
+    let s = run(
+        &Overrides::default(),
+        &[(vars::ALLOW_STDIO_MCP, "0")],
+        Some(&on_file),
+    )
+    .unwrap();
+    assert_eq!(
+        s.allow_stdio_mcp,
+        sourced(false, Source::Env(vars::ALLOW_STDIO_MCP))
+    );
+    let flags = Overrides {
+        allow_stdio_mcp: true,
+        ..Overrides::default()
+    };
+    let s = run(&flags, &[(vars::ALLOW_STDIO_MCP, "0")], None).unwrap();
+    assert_eq!(s.allow_stdio_mcp, sourced(true, Source::Flag));
+    assert!(run(
+        &Overrides::default(),
+        &[],
+        Some(&file("max_attachment_mb = 0"))
+    )
+    .is_err());
+}

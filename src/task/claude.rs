@@ -68,6 +68,7 @@ pub fn args(
     req: &TaskRequest,
     resume: Option<&str>,
     system_prompt_file: Option<&Path>,
+    mcp_config: Option<&Path>,
 ) -> Vec<OsString> {
     let mut args: Vec<OsString> = [
         "-p",
@@ -86,6 +87,10 @@ pub fn args(
     .collect();
     if let Some(file) = system_prompt_file {
         args.push("--append-system-prompt-file".into());
+        args.push(file.into());
+    }
+    if let Some(file) = mcp_config {
+        args.push("--mcp-config".into());
         args.push(file.into());
     }
     if let Some(model) = &req.model_id {
@@ -180,7 +185,12 @@ mod tests {
     #[test]
     fn args_carry_no_secret_and_no_prompt() {
         let req = request();
-        let args = args(&req, Some("sess-1"), Some(Path::new("/t/sp.md")));
+        let args = args(
+            &req,
+            Some("sess-1"),
+            Some(Path::new("/t/sp.md")),
+            Some(Path::new("/t/mcp.json")),
+        );
         let joined: Vec<String> = args
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
@@ -192,6 +202,9 @@ mod tests {
         assert!(joined
             .windows(2)
             .any(|w| w == ["--append-system-prompt-file", "/t/sp.md"]));
+        assert!(joined
+            .windows(2)
+            .any(|w| w == ["--mcp-config", "/t/mcp.json"]));
         assert!(joined.contains(&"--verbose".to_owned()));
         assert!(!joined
             .iter()

@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, watch, Notify};
 
 use super::emitter::Emitter;
 use super::events::{self, Turn};
+use super::extras::TaskExtras;
 use super::payload::{self, id_field, TaskRequest};
 use super::runner::{self, RunContext};
 use super::{command_rpc, slots, workspace};
@@ -62,6 +63,7 @@ impl TaskManager {
     pub fn new(
         config: TaskConfig,
         home: PathBuf,
+        backend_url: String,
         outbox: Outbox,
         events: broadcast::Sender<DeviceEvent>,
     ) -> Self {
@@ -75,7 +77,11 @@ impl TaskManager {
         });
         Self {
             inner: Arc::new(Inner {
-                ctx: RunContext { config, home },
+                ctx: RunContext {
+                    config,
+                    home,
+                    backend_url,
+                },
                 outbox,
                 events,
                 slots,
@@ -87,7 +93,7 @@ impl TaskManager {
 
     /// `task:execute` (no ack). Must be called inside a tokio runtime.
     pub fn execute(&self, payload: Value) {
-        let req = match payload::parse(&payload) {
+        let mut req = match payload::parse(&payload) {
             Ok(req) => req,
             Err(e) => {
                 // No ids: nothing can be sent back for it. Say so where a developer looks.
@@ -95,8 +101,11 @@ impl TaskManager {
                 return;
             }
         };
+        let ctx = &self.inner.ctx;
+        req.extras =
+            TaskExtras::from_payload(&payload, &ctx.backend_url, ctx.config.allow_stdio_mcp);
         drop(payload);
-        for secret in &req.secrets {
+        for secret in req.secrets.iter().chain(&req.extras.secrets()) {
             crate::redact::register_secret(secret);
         }
         let mut state = self.inner.lock();

@@ -12,21 +12,28 @@
 //! - [`process`]: process groups and stopping them.
 //! - [`workdir`]: which directory a task runs in (pure) and making it exist; [`git`]: its
 //!   checkout; [`workspace`]: the task's private state; [`record`]: `task.json` for cleanup.
+//! - [`extras`]: what a task brings besides its prompt (§16.6–16.7): [`mcp`] servers,
+//!   required [`skills`], [`attachments`]; [`fetch`]: their downloads.
 
+pub mod attachments;
 pub mod child_env;
 pub mod claude;
 pub mod command_rpc;
 mod emitter;
 pub mod events;
+pub mod extras;
+mod fetch;
 pub mod fit;
 pub mod git;
 pub mod hook;
 mod manager;
 pub mod mapping;
+pub mod mcp;
 pub mod payload;
 pub mod process;
 pub mod record;
 mod runner;
+pub mod skills;
 pub mod slots;
 pub mod workdir;
 pub mod workspace;

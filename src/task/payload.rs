@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 
+use super::extras::TaskExtras;
 use super::workdir::{GitIdentity, GitSource, WorkspaceRequest};
 
 /// Permission modes the CLI accepts from the payload; anything else becomes `bypassPermissions`.
@@ -39,6 +40,9 @@ pub struct TaskRequest {
     pub bot_id: Option<String>,
     /// The user's git account, for the checkout's commit identity.
     pub git_identity: Option<GitIdentity>,
+    /// Attachments, required skills, MCP servers: filled in by the manager on arrival (they
+    /// need the device's backend URL).
+    pub extras: TaskExtras,
 }
 
 /// Why a payload cannot become a task.
@@ -100,6 +104,7 @@ pub fn parse(payload: &Value) -> Result<TaskRequest, PayloadError> {
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         }),
         git_identity: git_identity(payload.get("user")),
+        extras: TaskExtras::default(),
     })
 }
 

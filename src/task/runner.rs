@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::watch;
@@ -18,6 +19,7 @@ use super::child_env;
 use super::claude;
 use super::emitter::Emitter;
 use super::events::{self, ResponsesEvent};
+use super::extras;
 use super::hook::{self, HookIds};
 use super::mapping::StreamMapper;
 use super::payload::TaskRequest;
@@ -39,6 +41,9 @@ const STDERR_LINE_MAX_CHARS: usize = 400;
 pub struct RunContext {
     pub config: TaskConfig,
     pub home: PathBuf,
+    /// This device's configured backend: downloads go there, not to the payload's
+    /// `backend_url` (the server's internal address).
+    pub backend_url: String,
 }
 
 /// `Some(message)` asks the turn to stop; the message goes into `response.incomplete`.
@@ -64,6 +69,18 @@ async fn execute(
         Err(PrepareError::Stopped(message)) => return turn.incomplete("", &message),
         Err(PrepareError::WorkDir(e)) => return events::error(e.code(), &e.to_string()),
     };
+    // After the checkout (§16.7: files first would make a fresh clone dir "not empty").
+    let device = extras::Downloads {
+        backend_url: &ctx.backend_url,
+        home: &ctx.home,
+        max_attachment_bytes: ctx.config.max_attachment_bytes,
+    };
+    let prepared =
+        match extras::prepare(&device, req.task_id, &req.prompt, &req.extras, &dirs, stop).await {
+            Ok(prepared) => prepared,
+            Err(extras::ExtrasError::Stopped(message)) => return turn.incomplete("", &message),
+            Err(e) => return events::error(e.code(), &redact(&e.to_string())),
+        };
     if let Some(hook_path) = &ctx.config.pre_execute_hook {
         let ids = HookIds {
             task_id: req.task_id,
@@ -110,6 +127,9 @@ async fn execute(
         let launch = Launch {
             program: &program,
             req,
+            prompt: prepared.prompt.as_ref().unwrap_or(&req.prompt),
+            mcp_config: prepared.mcp_config.as_deref(),
+            mcp_env: &prepared.mcp_env,
             dirs: &dirs,
             system_prompt_file: system_prompt_file.as_deref(),
             resume: resume.as_deref(),
@@ -183,6 +203,11 @@ async fn prepare_dirs(
 struct Launch<'a> {
     program: &'a Path,
     req: &'a TaskRequest,
+    /// The user's message as the CLI gets it (attachment paths rewritten).
+    prompt: &'a Value,
+    mcp_config: Option<&'a Path>,
+    /// Secret values the MCP config refers to (`${WEGENT_MCP_SECRET_<n>}`).
+    mcp_env: &'a [(String, String)],
     dirs: &'a TaskDirs,
     system_prompt_file: Option<&'a Path>,
     resume: Option<&'a str>,
@@ -213,9 +238,18 @@ async fn run_claude(
     let (req, dirs) = (launch.req, launch.dirs);
     let mut cmd = Command::new(launch.program);
     child_env::prepare(&mut cmd)
-        .args(claude::args(req, launch.resume, launch.system_prompt_file))
-        .envs(claude::env(req, dirs, process::is_root()))
-        .current_dir(&dirs.cwd)
+        .args(claude::args(
+            req,
+            launch.resume,
+            launch.system_prompt_file,
+            launch.mcp_config,
+        ))
+        .envs(claude::env(req, dirs, process::is_root()));
+    if let Some(path) = launch.mcp_config {
+        cmd.env(extras::MCP_CONFIG_ENV, path)
+            .envs(launch.mcp_env.iter().map(|(k, v)| (k, v)));
+    }
+    cmd.current_dir(&dirs.cwd)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -250,7 +284,7 @@ async fn run_claude(
     tracing::info!(task_id = req.task_id, subtask_id = req.subtask_id, pid = ?child.id(), resume = launch.resume.is_some(), "claude started");
     // The prompt goes in as one line and stdin is closed, so the CLI runs exactly one turn.
     if let Some(mut stdin) = child.stdin.take() {
-        let line = claude::stdin_line(&req.prompt);
+        let line = claude::stdin_line(launch.prompt);
         tokio::spawn(async move {
             let _ = stdin.write_all(line.as_bytes()).await;
             let _ = stdin.shutdown().await;

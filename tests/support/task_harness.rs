@@ -61,10 +61,22 @@ pub struct Rig {
 
 impl Rig {
     pub fn new(config: TaskConfig) -> Self {
+        // Nothing listens on the discard port: a download the test did not set up fails fast.
+        Self::with_backend(config, "http://127.0.0.1:9")
+    }
+
+    /// A manager whose device is configured with `backend_url` (attachments, skills).
+    pub fn with_backend(config: TaskConfig, backend_url: &str) -> Self {
         let home = tempfile::tempdir().unwrap();
         let outbox = Outbox::new(100_000);
         let (tx, events) = broadcast::channel(256);
-        let manager = TaskManager::new(config, home.path().to_owned(), outbox.clone(), tx);
+        let manager = TaskManager::new(
+            config,
+            home.path().to_owned(),
+            backend_url.to_owned(),
+            outbox.clone(),
+            tx,
+        );
         Self {
             manager,
             outbox,
