@@ -325,3 +325,45 @@ async fn an_attachment_over_the_size_limit_fails_the_task() {
     assert!(find_file(rig.home.path(), "big.txt").is_none());
     assert!(find_file(rig.home.path(), "big.txt.part").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_interrupts_an_attachment_download() {
+    log();
+    // A backend that accepts the download and never answers: only a cancel ends the wait
+    // before the 60 s download timeout (which would end the task with an `error` instead).
+    let (arrived_tx, arrived) = tokio::sync::oneshot::channel::<()>();
+    let arrived_tx = Arc::new(Mutex::new(Some(arrived_tx)));
+    let app = axum::Router::new().route(
+        "/api/attachments/{id}/executor-download",
+        axum::routing::get(move || {
+            let arrived_tx = arrived_tx.clone();
+            async move {
+                if let Some(tx) = arrived_tx.lock().unwrap().take() {
+                    let _ = tx.send(());
+                }
+                std::future::pending::<&'static str>().await
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mock = MockAnthropic::start(Script::Text("fine".into())).await;
+    let rig = Rig::with_backend(config(), &url);
+    let mut p = payload(100, 102, "read it", &mock.url);
+    p["attachments"] = json!([{"id": 5, "original_filename": "slow.bin", "subtask_id": 101}]);
+    rig.manager.execute(p);
+    tokio::time::timeout(task_harness::WAIT, arrived)
+        .await
+        .expect("the download started")
+        .unwrap();
+    rig.manager
+        .cancel(&json!({"task_id": 100, "subtask_id": 102}));
+    let events = rig.until_terminal(102).await;
+    let last = events.last().unwrap();
+    assert_eq!(last.name, "response.incomplete", "{events:#?}");
+    assert_eq!(last.payload["data"]["response"]["status"], "cancelled");
+    assert!(mock.requests().is_empty(), "the CLI did not start");
+    assert!(find_file(rig.home.path(), "slow.bin.part").is_none());
+}
