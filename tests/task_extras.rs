@@ -367,3 +367,72 @@ async fn cancel_interrupts_an_attachment_download() {
     assert!(mock.requests().is_empty(), "the CLI did not start");
     assert!(find_file(rig.home.path(), "slow.bin.part").is_none());
 }
+
+// ---- skills --------------------------------------------------------------------------------
+
+/// A skills backend (§16.6) with one skill, `notes-skill` (id 13), as a zip with a top folder.
+async fn skills_backend() -> String {
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    zip.start_file("notes-skill/SKILL.md", options).unwrap();
+    zip.write_all(b"# Notes skill: skill-canary-5b1e").unwrap();
+    let archive = zip.finish().unwrap().into_inner();
+    let app = axum::Router::new().route(
+        "/api/v1/kinds/skills/{id}/download",
+        axum::routing::get(move |axum::extract::Path(id): axum::extract::Path<i64>| {
+            let archive = archive.clone();
+            async move {
+                use axum::response::IntoResponse;
+                if id == 13 {
+                    archive.into_response()
+                } else {
+                    axum::http::StatusCode::NOT_FOUND.into_response()
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_required_skill_is_installed_for_the_cli_and_a_missing_one_fails_the_task() {
+    log();
+    let backend = skills_backend().await;
+    let mock = MockAnthropic::start(Script::CallTool {
+        tool: "Bash".into(),
+        input: json!({"command": "cat \"$CLAUDE_CONFIG_DIR/skills/notes-skill/SKILL.md\"",
+                      "description": "Read the skill"}),
+    })
+    .await;
+    let rig = Rig::with_backend(config(), &backend);
+    let mut p = payload(110, 111, "use the skill", &mock.url);
+    p["preload_skills"] = json!(["notes-skill"]);
+    p["preload_skill_refs"] = json!({"notes-skill": {"skill_id": 13, "namespace": "default"}});
+    p["skill_names"] = json!(["notes-skill", "browser"]);
+    rig.manager.execute(p);
+    let events = rig.until_terminal(111).await;
+    let done = events.last().unwrap();
+    assert_eq!(done.name, "response.completed", "{events:#?}");
+    assert!(
+        final_text(done).contains("skill-canary-5b1e"),
+        "{}",
+        final_text(done)
+    );
+    assert!(log_text()
+        .lines()
+        .any(|l| l.contains("skills not installed") && l.contains("browser")));
+
+    let mut p = payload(120, 121, "use the skill", &mock.url);
+    p["required_skills"] = json!(["gone-skill"]);
+    p["skill_refs"] = json!({"gone-skill": {"skill_id": 404, "namespace": "default"}});
+    rig.manager.execute(p);
+    let (code, message) = error_of(&rig.until_terminal(121).await);
+    assert_eq!(code, "skill_install_failed");
+    assert_eq!(
+        message,
+        "required Skill deployment failed: gone-skill (the server answered HTTP 404)"
+    );
+}
