@@ -179,6 +179,8 @@ async fn route_commands(
 
 /// Start the core with Claude Code task execution (`crate::task::TaskManager`).
 pub fn start(config: Config, token: Option<Token>) -> DeviceHandle {
+    // Before any task runs: what a crashed previous run left behind still holds API keys.
+    crate::task::orphans::reap_previous_run(&config.home);
     let outbox = Outbox::new(config.tasks.outbox_capacity);
     let (events, _) = broadcast::channel(64);
     let tasks = crate::task::TaskManager::new(

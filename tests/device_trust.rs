@@ -8,6 +8,8 @@
 
 #[path = "support/mock_anthropic.rs"]
 mod mock_anthropic;
+#[path = "support/procs.rs"]
+mod procs;
 #[path = "support/task_harness.rs"]
 mod task_harness;
 
@@ -258,5 +260,122 @@ async fn a_5_mib_command_output_is_answered_cut_within_the_packet_limit() {
         "as much as fits: {} bytes",
         stdout.len()
     );
+    server.shutdown().await;
+}
+
+/// Pids whose command line is exactly `argv`.
+fn pids_running(argv: &[&str]) -> Vec<u32> {
+    let wanted: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted))
+        .filter(|pid| !procs::is_zombie(*pid))
+        .collect()
+}
+
+/// Every process below `root` (through `/proc` parent links).
+fn descendants(root: u32) -> Vec<u32> {
+    let parent_of = |pid: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let all: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, parent_of(pid)?)))
+        .collect();
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for &(pid, _) in all.iter().filter(|(_, ppid)| *ppid == p) {
+            out.push(pid);
+            frontier.push(pid);
+        }
+    }
+    out
+}
+
+/// The device SIGKILLed mid-task (a crash, the OOM killer): its direct child, Claude, dies with
+/// it at once (`PR_SET_PDEATHSIG`); the tool Claude started in a session of its own is ended
+/// when the device starts again on the same home.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_a_sigkilled_device_started_outlives_it_and_its_next_start() {
+    let tool = ["sleep", "3017"];
+    let mock = MockAnthropic::start(Script::RunCommand {
+        // Claude Code refuses a bare long `sleep`; inside a longer line it runs.
+        command: format!("trap '' HUP; {}", tool.join(" ")),
+        then: "slept".into(),
+    })
+    .await;
+    let server = devserver(&mock).await;
+    let token = server.demo_token().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let device_id = "trust-orphans-device";
+    let claude = task_harness::claude_path();
+    let start = || {
+        let mut cmd = device(
+            home.path(),
+            &server,
+            device_id,
+            &["--claude-path", claude.to_str().unwrap()],
+        );
+        cmd.env("WEGENT_TOKEN", &token);
+        cmd.spawn().unwrap()
+    };
+    let mut first = start();
+    online(&server, device_id).await;
+    server
+        .dispatch_task(USER, Some(device_id), "run a long tool")
+        .await
+        .expect("dispatch");
+    let tool_pids = tokio::time::timeout(WAIT, async {
+        loop {
+            let pids = pids_running(&tool);
+            if !pids.is_empty() {
+                return pids;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the tool never started: {:?}", server.task(1)));
+    let device_pid = first.id().unwrap();
+    let tree = descendants(device_pid);
+    let children: Vec<u32> = tree
+        .iter()
+        .copied()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                s.rsplit_once(')').is_some_and(|(_, r)| {
+                    r.split_whitespace().nth(1) == Some(&device_pid.to_string())
+                })
+            })
+        })
+        .collect();
+    assert!(!children.is_empty(), "Claude runs as the device's child");
+    assert!(
+        tool_pids.iter().all(|p| tree.contains(p)),
+        "the tool belongs to the device's tree"
+    );
+
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    // Claude goes with the device, without a restart.
+    procs::await_gone(&children).await;
+
+    let _second = start();
+    online(&server, device_id).await;
+    // Whatever escaped the first run is ended by the next start.
+    procs::await_gone(&tool_pids).await;
+    assert!(pids_running(&tool).is_empty());
     server.shutdown().await;
 }

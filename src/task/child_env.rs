@@ -135,7 +135,14 @@ pub fn scrub(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Vec<(OsStr
 
 /// The environment every child starts from: the device's own, scrubbed.
 pub fn base() -> Vec<(OsString, OsString)> {
-    scrub(std::env::vars_os())
+    let mut vars = scrub(std::env::vars_os());
+    // Names this device process, so children left behind by a crash can be found at the next
+    // start (see `orphans`).
+    vars.push((
+        super::orphans::MARKER.into(),
+        super::orphans::current_run().into(),
+    ));
+    vars
 }
 
 /// Clear `cmd`'s environment and give it [`base`]; the caller then adds the child's own

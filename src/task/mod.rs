@@ -9,6 +9,7 @@
 //! - [`command_rpc`]: `device:execute_command`; [`hook`]: the pre-execute hook.
 //! - [`child_env`]: every child's environment (scrubbed; dangerous payload names refused).
 //! - [`fit`]: every event and ack fits the server's packet limit (cut, flagged, never dropped).
+//! - [`orphans`]: children of a device that died, ended at the next start.
 //! - [`process`]: process groups and stopping them.
 //! - [`workdir`]: which directory a task runs in (pure) and making it exist; [`git`]: its
 //!   checkout; [`workspace`]: the task's private state; [`record`]: `task.json` for cleanup.
@@ -29,6 +30,7 @@ pub mod hook;
 mod manager;
 pub mod mapping;
 pub mod mcp;
+pub mod orphans;
 pub mod payload;
 pub mod process;
 pub mod record;

@@ -17,10 +17,38 @@ pub enum Signal {
 }
 
 /// Put the child in a new process group (unix) and kill it if its handle is dropped.
+///
+/// Linux: the child also dies with the device (`PR_SET_PDEATHSIG`), even when the device is
+/// SIGKILLed or crashes. The signal fires when the *thread* that forked the child ends, not the
+/// process: children are spawned from async code, that is from the runtime's worker threads
+/// (or the thread running `block_on`), which live as long as the device's runtime — never from
+/// `spawn_blocking` threads, which come and go. Grandchildren do not inherit it; the ones that
+/// escape are ended at the next start ([`super::orphans`]).
 pub fn isolate(cmd: &mut Command) {
     #[cfg(unix)]
     cmd.process_group(0);
     cmd.kill_on_drop(true);
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: getpid is async-signal-safe; read here, in the parent, before the fork.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
+        // functions (prctl, getppid), allocating nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The device may have died between the fork and the prctl: then no signal
+                // comes, and the child must not start.
+                if libc::getppid() != parent {
+                    // No allocation after a fork: a raw OS error.
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+    }
 }
 
 /// Whether this process runs as root (the CLI refuses `bypassPermissions` then, unless told it is
