@@ -57,6 +57,7 @@ async function main() {
   const server = start(devserverBin, ["--bind", "127.0.0.1:0", "--in-memory", "--password", "console-test-pass"]);
   const [, url] = await waitForLine(server, /listening on (http:\/\/[0-9.:]+)/);
   const [, token] = await waitForLine(server, /token:\s+(\S+)/);
+  const [, link] = await waitForLine(server, /sign in:\s+(\S+)/);
   step(`devserver at ${url}`);
 
   const browser = await chromium.launch({
@@ -73,6 +74,18 @@ async function main() {
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByText("Signed in as admin").waitFor();
     step("signed in");
+
+    // The one-time link signs in without the password, leaves no code in the address bar, and
+    // works only once.
+    const viaLink = await browser.newPage();
+    await viaLink.goto(link);
+    await viaLink.getByText("Signed in as admin").waitFor();
+    if (viaLink.url().includes("login=")) throw new Error(`the code stayed in the address bar: ${viaLink.url()}`);
+    const reused = await browser.newPage();
+    await reused.goto(link);
+    await reused.getByText("This sign-in link was already used or has expired").waitFor();
+    await Promise.all([viaLink.close(), reused.close()]);
+    step("one-time sign-in link: signed in once, refused the second time");
 
     start(deviceBin, [url, "scripted-demo-1"], { WEGENT_AUTH_TOKEN: token });
     const row = page.locator('tr[data-device-id="scripted-demo-1"]');

@@ -26,6 +26,7 @@ mod rest_projects;
 pub mod schema;
 mod server;
 pub mod settle;
+mod sign_in_links;
 mod state;
 pub mod store;
 mod tasks;

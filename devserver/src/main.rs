@@ -104,6 +104,10 @@ async fn main() -> std::process::ExitCode {
     };
     println!("Wegent devserver listening on {}", server.url());
     println!("  console:   {}/", server.url());
+    if let Some(link) = server.console_sign_in_url() {
+        // One use, 10 minutes: the quickest way in for whoever started the server.
+        println!("  sign in:   {link}");
+    }
     if server.public_url() != server.url() {
         println!("  public:    {}", server.public_url());
     }

@@ -71,6 +71,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/auth/login", post(login))
         .route("/api/auth/oauth2", post(login_form))
+        .route("/api/auth/console-link", post(redeem_console_link))
         .route("/api/api-keys", post(create_api_key).get(list_api_keys))
         .route("/api/device-chat/tasks", post(dispatch_task))
         .route("/api/tasks/{id}", get(get_task).delete(delete_task))
@@ -108,6 +109,33 @@ async fn login(
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body.map_err(|e| ApiError::new(422, e.body_text()))?;
     issue_token(&state, &body.user_name, &body.password)
+}
+
+#[derive(Deserialize)]
+struct ConsoleLink {
+    code: String,
+}
+
+/// Exchanges a one-time console sign-in code (`RunningDevServer::console_sign_in_url`) for a
+/// login token.
+async fn redeem_console_link(
+    State(state): State<AppState>,
+    body: Result<Json<ConsoleLink>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::new(422, e.body_text()))?;
+    let user =
+        crate::state::lock(&state.sign_in_links).redeem(&body.code, std::time::Instant::now());
+    let user = user.ok_or_else(|| {
+        ApiError::new(
+            400,
+            "This sign-in link was already used or has expired. Sign in with the user name and password.",
+        )
+    })?;
+    let token =
+        crate::auth::login_token(&user, &state.cfg.jwt_secret, state.cfg.timings.jwt_lifetime);
+    Ok(Json(
+        json!({"access_token": token, "token_type": "bearer", "user_name": user.user_name}),
+    ))
 }
 
 #[derive(Deserialize)]

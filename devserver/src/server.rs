@@ -191,6 +191,15 @@ impl RunningDevServer {
         self.demo_token.clone()
     }
 
+    /// A one-time link that opens the console signed in as the demo user (`<url>/#login=<code>`,
+    /// valid once, for 10 minutes). `None` without a demo user.
+    pub fn console_sign_in_url(&self) -> Option<String> {
+        let (name, _) = self.shared.cfg.demo_user.as_ref()?;
+        let user = self.shared.store().user_by_name(name).ok()??;
+        let code = lock(&self.shared.sign_in_links).issue(user, std::time::Instant::now());
+        Some(format!("{}/#login={code}", self.shared.public_url()))
+    }
+
     /// The demo account `(user name, password)`.
     pub fn demo_credentials(&self) -> Option<(String, String)> {
         self.shared.cfg.demo_user.clone()

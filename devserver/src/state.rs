@@ -54,6 +54,8 @@ pub struct Shared {
     pub public_url: std::sync::OnceLock<String>,
     /// `Host` names accepted besides loopback: the configured ones plus the public URL's host.
     pub allowed_hosts: Vec<String>,
+    /// Open one-time console sign-in links.
+    pub sign_in_links: Mutex<crate::sign_in_links::SignInLinks>,
 }
 
 /// Locks a mutex, recovering from poisoning: a panicked request must not take the server down.
@@ -79,6 +81,7 @@ impl Shared {
             connections: Arc::default(),
             public_url: std::sync::OnceLock::new(),
             allowed_hosts: allowed_hosts(&cfg),
+            sign_in_links: Mutex::default(),
             cfg,
         })
     }

@@ -208,3 +208,43 @@ async fn demo_password_is_random_per_run() {
     };
     assert_ne!(demo(1), demo(2));
 }
+
+/// The console sign-in link (how the tray's demo opens the console, the password being random)
+/// signs in once; a used or unknown code is refused.
+#[tokio::test]
+async fn console_sign_in_link_works_once() {
+    let server = server().await;
+    let link = server.console_sign_in_url().unwrap();
+    let (base, code) = link.split_once("/#login=").unwrap();
+    assert_eq!(base, server.url());
+    let redeem = |code: String| {
+        http()
+            .post(format!("{}/api/auth/console-link", server.url()))
+            .json(&json!({"code": code}))
+            .send()
+    };
+    let first = redeem(code.to_string()).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let body: Value = first.json().await.unwrap();
+    assert_eq!(body["user_name"], "admin");
+    let devices = http()
+        .get(format!("{}/api/devices", server.url()))
+        .bearer_auth(body["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(devices.status(), 200, "the token works");
+    for code in [code.to_string(), "made-up".to_string()] {
+        let again = redeem(code).await.unwrap();
+        assert_eq!(again.status(), 400);
+        let body: Value = again.json().await.unwrap();
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("already used or has expired"),
+            "{body}"
+        );
+    }
+    server.shutdown().await;
+}

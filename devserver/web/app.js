@@ -313,16 +313,32 @@ function signOut(message) {
   if (message) $("sign-in-error").textContent = message;
 }
 
+function signedIn(token, user) {
+  state.token = token;
+  state.user = user;
+  sessionStorage.setItem("wegent-devserver-token", token);
+  sessionStorage.setItem("wegent-devserver-user", user);
+}
+
+// A one-time sign-in link (`/#login=<code>`, from the demo or the server's start-up lines): take
+// the code out of the address bar at once, then trade it for a login token.
+async function signInFromLink() {
+  const m = location.hash.match(/^#login=([A-Za-z0-9_-]+)$/);
+  if (!m) return;
+  history.replaceState(null, "", location.pathname + location.search);
+  try {
+    const res = await api("POST", "/api/auth/console-link", { code: m[1] });
+    signedIn(res.access_token, res.user_name);
+  } catch (e) { $("sign-in-error").textContent = e.message; }
+}
+
 $("sign-in").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   $("sign-in-error").textContent = "";
   try {
     const user = $("user").value.trim();
     const res = await api("POST", "/api/auth/login", { user_name: user, password: $("password").value });
-    state.token = res.access_token;
-    state.user = user;
-    sessionStorage.setItem("wegent-devserver-token", state.token);
-    sessionStorage.setItem("wegent-devserver-user", user);
+    signedIn(res.access_token, user);
     $("password").value = "";
     showSignedIn();
   } catch (e) { $("sign-in-error").textContent = e.message; }
@@ -383,4 +399,4 @@ $("cancel").addEventListener("click", async () => {
   catch (e) { $("chat-error").textContent = e.message; }
 });
 
-showSignedIn();
+signInFromLink().finally(showSignedIn);

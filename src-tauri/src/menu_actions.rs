@@ -33,7 +33,7 @@ pub fn on_menu<R: Runtime>(app: &AppHandle<R>, item: &str) {
         id::SIGN_IN => token_window::open(app, Section::SignIn),
         id::ABOUT => token_window::open(app, Section::About),
         id::DEMO => match shell.demo() {
-            Some(demo) => open_url(app, &demo.url),
+            Some(demo) => crate::demo::open_console(app, &demo.url),
             None => {
                 let app = app.clone();
                 tauri::async_runtime::spawn(async move {
