@@ -64,6 +64,14 @@ pub struct BackoffConfig {
     pub stable_after: Duration,
     /// Floor after the server said "Too many device connection attempts" (its window is 30 s).
     pub rate_limited_floor: Duration,
+    /// While the server is unreachable, its readiness (`GET /health`) is checked about this often
+    /// (jittered between half and the whole of it), so the device is back within about a second
+    /// of the server, however long the backoff has grown. A check does not count against the
+    /// server's connect rate limit; only the full connect it triggers does.
+    pub probe_interval: Duration,
+    /// After a check found the server ready, the connect waits a uniform random part of this, so
+    /// a fleet that lost the same server does not reconnect in the same instant.
+    pub connect_spread: Duration,
 }
 
 impl Default for BackoffConfig {
@@ -73,6 +81,8 @@ impl Default for BackoffConfig {
             max: Duration::from_secs(30),
             stable_after: Duration::from_secs(60),
             rate_limited_floor: Duration::from_secs(30),
+            probe_interval: Duration::from_secs(1),
+            connect_spread: Duration::from_millis(500),
         }
     }
 }

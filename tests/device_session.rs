@@ -191,6 +191,38 @@ async fn comes_back_online_after_the_server_restarts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_outage_the_readiness_check_brings_the_device_back_before_its_backoff() {
+    // A backoff of an hour (the first retry lands within `WAIT` with p ≈ 0.5 %): only the
+    // readiness check (`GET /health` every ~100 ms) can bring the device back in time.
+    let hour = Duration::from_secs(3600);
+    let mut rig = Rig::start(Options {
+        backoff: BackoffConfig {
+            initial: hour,
+            max: hour,
+            probe_interval: Duration::from_millis(100),
+            connect_spread: Duration::from_millis(50),
+            ..tiny_backoff()
+        },
+        ..Options::default()
+    })
+    .await;
+    rig.next_register().await;
+    rig.wait_online().await;
+
+    rig.server.stop_accepting().await;
+    rig.wait_status("Offline while the server is down", |s| {
+        is_offline(&s.connection)
+    })
+    .await;
+    rig.server.resume().await.unwrap();
+
+    let (_, ack) = rig.next_register().await;
+    assert_eq!(ack["success"], true);
+    rig.wait_online().await;
+    assert_eq!(rig.server.register_count(&rig.device_id), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_socket_is_noticed_at_once_and_reconnected() {
     let mut rig = Rig::start(Options {
         // The server pings every 25 s and allows 20 s more: a core that relied on pings to

@@ -69,6 +69,11 @@ impl FromRequestParts<AppState> for JwtOrKeyUser {
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        // As the backend's `main.py`: at the origin root, next to `/socket.io/`, no database.
+        .route(
+            "/health",
+            get(|| async { Json(json!({"status": "healthy"})) }),
+        )
         .route("/api/auth/login", post(login))
         .route("/api/auth/oauth2", post(login_form))
         .route("/api/auth/console-link", post(redeem_console_link))

@@ -53,6 +53,10 @@ impl Backoff {
     pub fn stable_after(&self) -> Duration {
         self.config.stable_after
     }
+
+    pub fn config(&self) -> &BackoffConfig {
+        &self.config
+    }
 }
 
 #[cfg(test)]

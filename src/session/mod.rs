@@ -2,7 +2,9 @@
 //!
 //! - [`machine`]: the decisions, a plain struct without I/O.
 //! - [`backoff`]: exponential backoff with full jitter.
+//! - [`probe`]: the readiness check that brings a reconnect forward once the server is back.
 //! - [`payload`]: register/heartbeat payloads and ack reading.
+//! - [`sim`]: the machine on a simulated clock (unit tests, the fleet benchmark).
 //! - [`runner`]: the event loop that owns the socket and drives the machine.
 //! - [`dispatch`]: what the device answers to server events.
 
@@ -10,7 +12,9 @@ pub mod backoff;
 mod dispatch;
 pub mod machine;
 pub mod payload;
+pub mod probe;
 mod runner;
+pub mod sim;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -13,6 +13,7 @@ use crate::session::machine::{Failure, Next, SessionMachine};
 use crate::session::payload::{
     heartbeat_payload, read_ack, register_payload, AckVerdict, Identity,
 };
+use crate::session::probe::{Probe, ProbeOutcome};
 use crate::session::{SessionCommand, TaskPort};
 use crate::sio::{self, CallError, Client, ConnectOptions, Inbound, SendError};
 use crate::status::{DeviceEvent, DeviceStatus};
@@ -44,6 +45,7 @@ pub async fn run(
     let mut token = token;
     let mut machine = SessionMachine::new(session.config.backoff.clone(), token.is_some());
     let mut next = machine.start();
+    let probe = Probe::new(&session.socket_url);
     loop {
         session.publish(&machine);
         next = match next {
@@ -68,8 +70,10 @@ pub async fn run(
                 }
             }
             Next::WaitUntil(until) => {
+                let check = check_readiness(probe.as_ref(), machine.probe_at());
                 tokio::select! {
                     _ = tokio::time::sleep_until(until.into()) => machine.wait_elapsed(),
+                    outcome = check => machine.probed(outcome, Instant::now(), jitter()),
                     cmd = commands.recv() => session.on_command_offline(cmd, &mut machine, &mut token),
                 }
             }
@@ -378,6 +382,19 @@ fn too_large_replacement(event: &OutboundEvent, error: &SendError) -> Option<Out
             },
         }),
     })
+}
+
+/// At `at`, check whether the server is ready; never completes without a probe or an instant.
+async fn check_readiness(probe: Option<&Probe>, at: Option<Instant>) -> ProbeOutcome {
+    match (probe, at) {
+        (Some(probe), Some(at)) => {
+            tokio::time::sleep_until(at.into()).await;
+            let outcome = probe.check().await;
+            tracing::debug!(url = %probe.url(), ?outcome, "readiness check");
+            outcome
+        }
+        _ => std::future::pending().await,
+    }
 }
 
 fn jitter() -> f64 {

@@ -35,6 +35,7 @@ pub fn tiny_backoff() -> BackoffConfig {
         stable_after: Duration::from_secs(3600),
         // The real floor: rate-limit tests check it is kept even with tiny delays elsewhere.
         rate_limited_floor: Duration::from_secs(30),
+        ..BackoffConfig::default()
     }
 }
 
