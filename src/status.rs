@@ -38,6 +38,9 @@ pub struct RunningTask {
     pub subtask_id: i64,
     pub title: String,
     pub started_at: SystemTime,
+    /// The project folder's name (last component of the task's directory); `None` for the
+    /// device's scratch dir of a task without a project.
+    pub project: Option<String>,
 }
 
 /// Slot usage as reported in heartbeats.

@@ -190,3 +190,40 @@ async fn a_background_process_holding_the_pipe_does_not_hide_the_output() {
     .await;
     assert!(gone.is_ok(), "the background sleep outlived the answer");
 }
+
+/// The backend learns the device's projects dir `P` from its `project_workspace_root` command
+/// (protocol.md §16.2) and resolves project paths against the root derived from it; the answer
+/// must be the dir this device's tasks use, whatever the device's own environment says.
+#[tokio::test]
+async fn project_workspace_root_answers_the_configured_projects_dir() {
+    // The backend sends `argv = shlex.split(command)` of its registry entry, verbatim.
+    let payload = json!({
+        "command": r#"sh -c 'printf %s "${WEGENT_EXECUTOR_PROJECTS_DIR:-${WECODE_HOME:-$HOME/.wecode}/wegent-executor/workspace/projects}"'"#,
+        "argv": ["sh", "-c", r#"printf %s "${WEGENT_EXECUTOR_PROJECTS_DIR:-${WECODE_HOME:-$HOME/.wecode}/wegent-executor/workspace/projects}""#],
+        "args": [],
+    });
+    let home = tempfile::tempdir().unwrap();
+    let configured = home.path().join("code").join("projects");
+    let (tx, _) = broadcast::channel(4);
+    let config = TaskConfig {
+        projects_dir: Some(configured.clone()),
+        ..TaskConfig::default()
+    };
+    let manager = TaskManager::new(config, home.path().to_owned(), Outbox::new(10), tx.clone());
+    let ack = manager.execute_command(payload.clone()).await;
+    assert_eq!(ack["success"], true, "{ack}");
+    assert_eq!(ack["stdout"], configured.to_str().unwrap());
+
+    // Without a configured dir the device uses `<home>/workspace/projects`, and says so.
+    let manager = TaskManager::new(
+        TaskConfig::default(),
+        home.path().to_owned(),
+        Outbox::new(10),
+        tx,
+    );
+    let ack = manager.execute_command(payload).await;
+    assert_eq!(
+        ack["stdout"],
+        home.path().join("workspace/projects").to_str().unwrap()
+    );
+}

@@ -24,7 +24,9 @@ use tokio::sync::{mpsc, Notify};
 pub enum Script {
     /// A text answer, streamed in a few deltas.
     Text(String),
-    /// First turn: a Bash `tool_use` running `command`; after the tool result: `then` as text.
+    /// First turn: a Bash `tool_use` running `command`; after the tool result: `then` as text,
+    /// with [`TOOL_RESULT`] in it replaced by the tool's output (so a test can see what the
+    /// tool really read).
     RunCommand { command: String, then: String },
     /// First turn: a `tool_use` of `tool` (e.g. `mcp__server__echo`) with `input`; after the
     /// tool result: `Tool result: <its text>`, so a test sees what the tool answered.
@@ -47,6 +49,9 @@ pub enum Script {
         gate: Gate,
     },
 }
+
+/// In [`Script::RunCommand`]'s `then`: replaced by the text of the tool result.
+pub const TOOL_RESULT: &str = "{tool_result}";
 
 /// Holds a [`Script::Gated`] stream until [`Gate::open`].
 #[derive(Debug, Clone)]
@@ -75,6 +80,8 @@ pub struct SeenRequest {
     pub model: String,
     pub has_tool_result: bool,
     pub prompt: String,
+    /// The working directory the CLI reported to the model (`Primary working directory`).
+    pub cwd: String,
     pub headers: Vec<(String, String)>,
 }
 
@@ -176,6 +183,7 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
         model: model.clone(),
         has_tool_result,
         prompt: first_user_text(&request),
+        cwd: working_directory(&request),
         headers: headers
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
@@ -253,6 +261,11 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
             });
         }
         Script::RunCommand { command, then } => {
+            let then = if has_tool_result {
+                then.replace(TOOL_RESULT, &last_tool_result_text(&request))
+            } else {
+                then
+            };
             tokio::spawn(async move {
                 if has_tool_result {
                     let _ = send_text_message(&tx, &model, &[then], Duration::ZERO, None).await;
@@ -430,6 +443,30 @@ fn last_user_has_tool_result(request: &Value) -> bool {
         .find(|m| m["role"] == "user")
         .and_then(|m| m["content"].as_array())
         .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "tool_result"))
+}
+
+/// The text of the tool results in the last user message.
+fn last_tool_result_text(request: &Value) -> String {
+    let blocks = request["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .and_then(|m| m["content"].as_array());
+    let text_of = |content: &Value| match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    };
+    blocks
+        .into_iter()
+        .flatten()
+        .filter(|b| b["type"] == "tool_result")
+        .map(|b| text_of(&b["content"]))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The last text block of the first user message (after the CLI's `<system-reminder>` blocks).

@@ -188,7 +188,10 @@ fn task_line(task: &RunningTask, now: SystemTime) -> String {
     } else {
         truncate(&task.title, 48)
     };
-    format!("{title} — {}", clock(elapsed))
+    match &task.project {
+        Some(project) => format!("{title} · {} — {}", truncate(project, 24), clock(elapsed)),
+        None => format!("{title} — {}", clock(elapsed)),
+    }
 }
 
 /// `m:ss` under an hour, `h:mm:ss` beyond.

@@ -164,6 +164,32 @@ fn running_tasks_show_title_and_elapsed() {
 }
 
 #[test]
+fn a_running_task_line_names_its_project_folder() {
+    let settings = AppSettings::default();
+    let sh = shell(&settings);
+    let mut s = status(Connection::Online, 5, 0);
+    let mut in_project = task(7, "Fix the login bug", at(1000));
+    in_project.project = Some("myproj".into());
+    let mut long_name = task(8, "Add tests", at(1000));
+    long_name.project = Some("a-very-long-project-folder-name-indeed".into());
+    s.slots.running = vec![in_project, long_name, task(9, "Chat", at(1000))];
+    let m = build(&s, &sh, at(1000 + 125));
+    assert_eq!(
+        text_of(&m, "task.7.70"),
+        "Fix the login bug · myproj — 2:05"
+    );
+    assert_eq!(
+        text_of(&m, "task.8.80"),
+        "Add tests · a-very-long-project-fold… — 2:05"
+    );
+    assert_eq!(
+        text_of(&m, "task.9.90"),
+        "Chat — 2:05",
+        "scratch dir: no folder"
+    );
+}
+
+#[test]
 fn slot_and_elapsed_changes_keep_the_shape_task_changes_do_not() {
     let settings = AppSettings::default();
     let sh = shell(&settings);

@@ -15,6 +15,7 @@ pub fn task(id: i64, title: &str, started: SystemTime) -> RunningTask {
         subtask_id: id * 10,
         title: title.to_owned(),
         started_at: started,
+        project: None,
     }
 }
 

@@ -29,7 +29,18 @@ pub fn status_line(status: &DeviceStatus, now: SystemTime) -> String {
                 0 => String::new(),
                 n => format!(" ({n} queued)"),
             };
-            format!("{word} · {used}/{max} slots{queued}")
+            let projects: Vec<&str> = slots
+                .running
+                .iter()
+                .filter_map(|t| t.project.as_deref())
+                .collect();
+            // The project folders being worked on; scratch dirs have no name worth showing.
+            let projects = if projects.is_empty() {
+                String::new()
+            } else {
+                format!(" — in {}", projects.join(", "))
+            };
+            format!("{word} · {used}/{max} slots{queued}{projects}")
         }
         Connection::Offline { reason, retry_at } => match retry_at {
             Some(at) => {
@@ -299,6 +310,7 @@ mod tests {
             subtask_id: 2,
             title: "t".into(),
             started_at: UNIX_EPOCH,
+            project: None,
         };
         DeviceStatus {
             connection,
@@ -327,6 +339,13 @@ mod tests {
         assert_eq!(
             status_line(&status(Connection::Online, 5, 1), now),
             "Busy · 5/5 slots (1 queued)"
+        );
+        let mut two = status(Connection::Online, 3, 0);
+        two.slots.running[0].project = Some("myproj".into());
+        two.slots.running[2].project = Some("demo".into());
+        assert_eq!(
+            status_line(&two, now),
+            "Online · 3/5 slots — in myproj, demo"
         );
         let offline = Connection::Offline {
             reason: "connection refused".into(),

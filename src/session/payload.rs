@@ -106,6 +106,7 @@ mod tests {
             subtask_id,
             title: "t".into(),
             started_at: SystemTime::UNIX_EPOCH,
+            project: None,
         }
     }
 

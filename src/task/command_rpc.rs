@@ -1,7 +1,7 @@
 //! `device:execute_command` (protocol.md §6): run one command for the server and answer with the
 //! exact ack object, always — a missing or malformed ack would leave the REST caller waiting.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -158,8 +158,9 @@ fn shell_quote(arg: &str) -> String {
     }
 }
 
-/// Handle one `device:execute_command`: the ack object.
-pub async fn execute(allowed: bool, payload: Value) -> Value {
+/// Handle one `device:execute_command`: the ack object. `projects_dir` is the device's `P`
+/// (protocol.md §16.2), which every command sees as `WEGENT_EXECUTOR_PROJECTS_DIR`.
+pub async fn execute(allowed: bool, projects_dir: &Path, payload: Value) -> Value {
     if !allowed {
         return CommandOutcome::failed(
             "Remote commands are disabled on this device (allow_remote_commands is off in its settings)".into(),
@@ -167,13 +168,13 @@ pub async fn execute(allowed: bool, payload: Value) -> Value {
         .to_ack();
     }
     let outcome = match parse(&payload) {
-        Ok(req) => run(&req).await,
+        Ok(req) => run(&req, projects_dir).await,
         Err(e) => CommandOutcome::failed(e),
     };
     outcome.to_ack()
 }
 
-pub async fn run(req: &CommandRequest) -> CommandOutcome {
+pub async fn run(req: &CommandRequest, projects_dir: &Path) -> CommandOutcome {
     let started = Instant::now();
     let mut cmd = match &req.program {
         Program::Argv(argv) => {
@@ -203,6 +204,9 @@ pub async fn run(req: &CommandRequest) -> CommandOutcome {
     }
     child_env::prepare(&mut cmd)
         .envs(req.env.iter().map(|(k, v)| (k, v)))
+        // The backend's `project_workspace_root` command prints this, and derives from it the
+        // root it sends project paths relative to; it must be the root tasks resolve against.
+        .env(crate::settings::vars::PROJECTS_DIR, projects_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -371,7 +375,7 @@ mod tests {
 
     #[tokio::test]
     async fn disabled_commands_get_a_clear_refusal() {
-        let ack = execute(false, json!({"argv": ["true"]})).await;
+        let ack = execute(false, Path::new("/p"), json!({"argv": ["true"]})).await;
         assert_eq!(ack["success"], false);
         assert!(ack["error"].as_str().unwrap().contains("disabled"));
         assert_eq!(ack["timed_out"], false);

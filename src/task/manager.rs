@@ -18,6 +18,7 @@ use super::events::{self, Turn};
 use super::extras::TaskExtras;
 use super::payload::{self, id_field, TaskRequest};
 use super::runner::{self, RunContext};
+use super::workdir::{WorkDir, WorkDirError};
 use super::{command_rpc, slots, workspace};
 use crate::config::TaskConfig;
 use crate::outbox::Outbox;
@@ -27,6 +28,7 @@ use crate::status::{DeviceEvent, RunningTask, Slots};
 const CANCELLED: &str = "Task cancelled";
 const SESSION_CLOSED: &str = "Task session closed";
 const SHUTTING_DOWN: &str = "The device is shutting down";
+const SUPERSEDED: &str = "Stopped: a newer message arrived in this task";
 /// Finished subtasks remembered, so a late cancel is not answered with a second terminal event.
 const FINISHED_MEMORY: usize = 512;
 
@@ -77,11 +79,7 @@ impl TaskManager {
         });
         Self {
             inner: Arc::new(Inner {
-                ctx: RunContext {
-                    config,
-                    home,
-                    backend_url,
-                },
+                ctx: RunContext::new(config, home, backend_url),
                 outbox,
                 events,
                 slots,
@@ -130,6 +128,10 @@ impl TaskManager {
             );
             return;
         }
+        // A newer message of a task replaces its older turns (as Wegent's executor does): the
+        // running one is stopped, and starts the new one when its slot frees (the slot policy
+        // keeps one turn per task); a queued one never starts.
+        let superseded = self.supersede(&mut state, req.task_id);
         tracing::info!(
             task_id = req.task_id,
             subtask_id = req.subtask_id,
@@ -137,6 +139,27 @@ impl TaskManager {
         );
         state.queue.push_back(req);
         self.pump(&mut state);
+        drop(state);
+        for old in &superseded {
+            self.emitter_for(old)
+                .emit(self.turn_for(old).incomplete("", SUPERSEDED));
+        }
+    }
+
+    /// Stop the running turns of `task_id` and take its queued ones out; returns those.
+    fn supersede(&self, state: &mut State, task_id: i64) -> Vec<TaskRequest> {
+        for running in state.running.iter().filter(|r| r.info.task_id == task_id) {
+            tracing::info!(
+                task_id,
+                subtask_id = running.info.subtask_id,
+                "a newer message arrived; stopping the running turn"
+            );
+            running.stop.send_replace(Some(SUPERSEDED.to_owned()));
+        }
+        let (dropped, kept): (Vec<_>, Vec<_>) =
+            state.queue.drain(..).partition(|q| q.task_id == task_id);
+        state.queue = kept.into();
+        dropped
     }
 
     /// `task:cancel` `{task_id, subtask_id}` (subtask optional: then every turn of the task).
@@ -150,7 +173,9 @@ impl TaskManager {
     }
 
     pub async fn execute_command(&self, payload: Value) -> Value {
-        command_rpc::execute(self.inner.ctx.config.allow_remote_commands, payload).await
+        let ctx = &self.inner.ctx;
+        let projects_dir = ctx.config.projects_dir(&ctx.home);
+        command_rpc::execute(ctx.config.allow_remote_commands, &projects_dir, payload).await
     }
 
     pub fn slots(&self) -> watch::Receiver<Slots> {
@@ -252,30 +277,37 @@ impl TaskManager {
                 break;
             };
             let (stop_tx, stop_rx) = watch::channel(None);
+            let workdir = self.inner.ctx.workdir(&req);
             state.running.push(Running {
                 info: RunningTask {
                     task_id: req.task_id,
                     subtask_id: req.subtask_id,
                     title: req.title.clone(),
                     started_at: SystemTime::now(),
+                    project: workdir.as_ref().ok().and_then(WorkDir::display_name),
                 },
                 stop: stop_tx,
             });
-            self.spawn_turn(req, stop_rx);
+            self.spawn_turn(req, workdir, stop_rx);
         }
         self.publish(state);
     }
 
     /// Run one turn under a supervisor: whatever happens inside (even a panic), the turn ends
     /// with a terminal event and frees its slot.
-    fn spawn_turn(&self, req: TaskRequest, stop: watch::Receiver<Option<String>>) {
+    fn spawn_turn(
+        &self,
+        req: TaskRequest,
+        workdir: Result<WorkDir, WorkDirError>,
+        stop: watch::Receiver<Option<String>>,
+    ) {
         let emitter = self.emitter_for(&req);
         let manager = self.clone();
         tokio::spawn(async move {
             let work = {
                 let (manager, emitter, req) = (manager.clone(), emitter.clone(), req.clone());
                 tokio::spawn(async move {
-                    runner::run(&manager.inner.ctx, &req, &emitter, stop).await;
+                    runner::run(&manager.inner.ctx, &req, workdir, &emitter, stop).await;
                 })
             };
             if let Err(e) = work.await {

@@ -25,7 +25,7 @@ use super::mapping::StreamMapper;
 use super::payload::TaskRequest;
 use super::process;
 use super::record::TaskRecord;
-use super::workdir::{self, WorkDirError};
+use super::workdir::{self, WorkDir, WorkDirError};
 use super::workspace::TaskDirs;
 use crate::config::TaskConfig;
 use crate::redact::redact;
@@ -44,27 +44,66 @@ pub struct RunContext {
     /// This device's configured backend: downloads go there, not to the payload's
     /// `backend_url` (the server's internal address).
     pub backend_url: String,
+    /// `W` (protocol.md §16.2), derived once from the configured projects dir.
+    pub workspace_root: PathBuf,
+    /// Expands `~` in project paths.
+    pub user_home: Option<PathBuf>,
+}
+
+impl RunContext {
+    pub fn new(config: TaskConfig, home: PathBuf, backend_url: String) -> Self {
+        let workspace_root = crate::config::workspace_root(&config.projects_dir(&home));
+        Self {
+            config,
+            home,
+            backend_url,
+            workspace_root,
+            user_home: std::env::home_dir(),
+        }
+    }
+
+    /// The task's working directory (pure; see [`workdir::resolve`]).
+    pub fn workdir(&self, req: &TaskRequest) -> Result<WorkDir, WorkDirError> {
+        workdir::resolve(
+            &req.workspace,
+            req.task_id,
+            &self.workspace_root,
+            self.user_home.as_deref(),
+        )
+    }
 }
 
 /// `Some(message)` asks the turn to stop; the message goes into `response.incomplete`.
 pub type StopSignal = watch::Receiver<Option<String>>;
 
-pub async fn run(ctx: &RunContext, req: &TaskRequest, emitter: &Emitter, mut stop: StopSignal) {
+/// Run one turn in `workdir`, which the manager resolved when the turn took its slot.
+pub async fn run(
+    ctx: &RunContext,
+    req: &TaskRequest,
+    workdir: Result<WorkDir, WorkDirError>,
+    emitter: &Emitter,
+    mut stop: StopSignal,
+) {
     emitter.emit(emitter.turn().created(req.bot_name.as_deref()));
     emitter.started();
-    let terminal = execute(ctx, req, emitter, &mut stop).await;
+    let terminal = execute(ctx, req, workdir, emitter, &mut stop).await;
     emitter.emit(terminal);
 }
 
 async fn execute(
     ctx: &RunContext,
     req: &TaskRequest,
+    workdir: Result<WorkDir, WorkDirError>,
     emitter: &Emitter,
     stop: &mut StopSignal,
 ) -> ResponsesEvent {
     let turn = emitter.turn();
     let deadline = Instant::now() + ctx.config.task_timeout;
-    let dirs = match prepare_dirs(ctx, req, deadline, stop).await {
+    let prepared = match workdir {
+        Ok(workdir) => prepare_dirs(ctx, req, workdir, deadline, stop).await,
+        Err(e) => Err(PrepareError::WorkDir(e)),
+    };
+    let dirs = match prepared {
         Ok(dirs) => dirs,
         Err(PrepareError::Stopped(message)) => return turn.incomplete("", &message),
         Err(PrepareError::WorkDir(e)) => return events::error(e.code(), &e.to_string()),
@@ -162,18 +201,15 @@ enum PrepareError {
     WorkDir(WorkDirError),
 }
 
-/// The task's directories: resolve the cwd (§16.3), create the private state, make the cwd
-/// exist (git clone or `mkdir -p`), and record it for cleanup.
+/// The task's directories: create the private state, make the cwd exist (git clone or
+/// `mkdir -p`), and record it for cleanup.
 async fn prepare_dirs(
     ctx: &RunContext,
     req: &TaskRequest,
+    workdir: WorkDir,
     deadline: Instant,
     stop: &mut StopSignal,
 ) -> Result<TaskDirs, PrepareError> {
-    let root = crate::config::workspace_root(&ctx.config.projects_dir(&ctx.home));
-    let user_home = std::env::home_dir();
-    let workdir = workdir::resolve(&req.workspace, req.task_id, &root, user_home.as_deref())
-        .map_err(PrepareError::WorkDir)?;
     let dirs = TaskDirs::new(&ctx.home, req.task_id, workdir.path.clone());
     dirs.create_private().map_err(|e| {
         PrepareError::WorkDir(WorkDirError::Create {

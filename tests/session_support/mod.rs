@@ -291,6 +291,7 @@ impl TaskPort for FakeTasks {
                     subtask_id,
                     title: format!("task {task_id}"),
                     started_at: SystemTime::now(),
+                    project: None,
                 });
             } else {
                 s.queued += 1;
