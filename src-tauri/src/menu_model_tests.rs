@@ -180,7 +180,7 @@ fn a_running_task_line_names_its_project_folder() {
     );
     assert_eq!(
         text_of(&m, "task.8.80"),
-        "Add tests · a-very-long-project-fold… — 2:05"
+        "Add tests · a-very-long-project-fol… — 2:05"
     );
     assert_eq!(
         text_of(&m, "task.9.90"),
