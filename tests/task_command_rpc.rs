@@ -209,7 +209,13 @@ async fn project_workspace_root_answers_the_configured_projects_dir() {
         projects_dir: Some(configured.clone()),
         ..TaskConfig::default()
     };
-    let manager = TaskManager::new(config, home.path().to_owned(), Outbox::new(10), tx.clone());
+    let manager = TaskManager::new(
+        config,
+        home.path().to_owned(),
+        "http://127.0.0.1:9".into(),
+        Outbox::new(10),
+        tx.clone(),
+    );
     let ack = manager.execute_command(payload.clone()).await;
     assert_eq!(ack["success"], true, "{ack}");
     assert_eq!(ack["stdout"], configured.to_str().unwrap());
@@ -218,6 +224,7 @@ async fn project_workspace_root_answers_the_configured_projects_dir() {
     let manager = TaskManager::new(
         TaskConfig::default(),
         home.path().to_owned(),
+        "http://127.0.0.1:9".into(),
         Outbox::new(10),
         tx,
     );

@@ -262,7 +262,10 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
         }
         Script::RunCommand { command, then } => {
             let then = if has_tool_result {
-                then.replace(TOOL_RESULT, &last_tool_result_text(&request))
+                then.replace(
+                    TOOL_RESULT,
+                    &last_tool_result_text(&request).unwrap_or_default(),
+                )
             } else {
                 then
             };
@@ -443,30 +446,6 @@ fn last_user_has_tool_result(request: &Value) -> bool {
         .find(|m| m["role"] == "user")
         .and_then(|m| m["content"].as_array())
         .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "tool_result"))
-}
-
-/// The text of the tool results in the last user message.
-fn last_tool_result_text(request: &Value) -> String {
-    let blocks = request["messages"]
-        .as_array()
-        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
-        .and_then(|m| m["content"].as_array());
-    let text_of = |content: &Value| match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p["text"].as_str())
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    };
-    blocks
-        .into_iter()
-        .flatten()
-        .filter(|b| b["type"] == "tool_result")
-        .map(|b| text_of(&b["content"]))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// The last text block of the first user message (after the CLI's `<system-reminder>` blocks).
