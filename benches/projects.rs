@@ -6,10 +6,17 @@
 //! - `git_clone_1000_files`: a fresh clone (new folder each run) of a repository with 1,000
 //!   files served by `git daemon` on loopback;
 //! - `git_reuse`: the same project again, its checkout already there (no clone, no fetch).
+//! - `local_path`: a `local_path` project, i.e. an existing folder of the user's;
+//! - `follow_up`: the second turn of a `local_path` task, resuming the first turn's session
+//!   (`--resume`, checked).
 //!
-//! The agent is a stand-in script that records the instant it starts and exits: measuring the
-//! device, not the Claude CLI's own start-up (~1 s, the same for every case). The stand-in is
-//! not Claude, so each task ends with an `error` event; only the start instant counts.
+//! The agent is a stand-in script that records the instant it starts (and its arguments), says
+//! its session id as the CLI does, and exits: measuring the device, not the Claude CLI's own
+//! start-up (~1 s, the same for every case). The stand-in is not Claude, so each task ends with
+//! an `error` event; only the start instant counts.
+//!
+//! Adding a case: build its payload, time it with [`Bench::time_to_agent`] (a new task) or
+//! [`Bench::time_follow_up`] (a second turn), and add its summary to the JSON.
 //!
 //! Target: overhead ≤ 20 ms over a plain task except the clone.
 //!
@@ -59,34 +66,63 @@ fn main() {
 struct Bench {
     manager: TaskManager,
     outbox: Outbox,
-    /// The stand-in agent appends its start instant (ns since the epoch) here.
+    /// The stand-in agent appends a line per start here: the instant (ns since the epoch),
+    /// then its arguments.
     starts: PathBuf,
     next_id: i64,
 }
 
+/// The session id the stand-in agent reports, as the CLI's `init` line does.
+const AGENT_SESSION: &str = "bench-session";
+
 impl Bench {
-    /// Milliseconds from handing `payload` to the manager until the agent started.
-    async fn time_to_agent(&mut self, mut payload: Value) -> f64 {
+    /// Milliseconds from handing `payload` (as a new task) to the manager until the agent
+    /// started.
+    async fn time_to_agent(&mut self, payload: Value) -> f64 {
         self.next_id += 2;
-        payload["task_id"] = self.next_id.into();
-        payload["subtask_id"] = (self.next_id + 1).into();
+        self.time_turn(payload, self.next_id, self.next_id + 1)
+            .await
+            .0
+    }
+
+    /// A new task's first turn (not timed), then its second turn (timed), which must resume
+    /// the first one's session.
+    async fn time_follow_up(&mut self, payload: Value) -> f64 {
+        self.next_id += 3;
+        let task_id = self.next_id;
+        self.time_turn(payload.clone(), task_id, task_id + 1).await;
+        let (ms, agent_args) = self.time_turn(payload, task_id, task_id + 2).await;
+        assert!(
+            agent_args.contains(&format!("--resume {AGENT_SESSION}")),
+            "the follow-up did not resume: {agent_args}"
+        );
+        ms
+    }
+
+    /// Run one turn; the milliseconds until the agent started and the agent's arguments.
+    async fn time_turn(&self, mut payload: Value, task_id: i64, subtask_id: i64) -> (f64, String) {
+        payload["task_id"] = task_id.into();
+        payload["subtask_id"] = subtask_id.into();
         let before = std::fs::read_to_string(&self.starts)
             .unwrap_or_default()
             .lines()
             .count();
         let sent = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         self.manager.execute(payload);
-        self.until_terminal(self.next_id + 1).await;
+        self.until_terminal(subtask_id).await;
         let starts = std::fs::read_to_string(&self.starts).unwrap_or_default();
         let lines: Vec<&str> = starts.lines().collect();
         assert_eq!(
             lines.len(),
             before + 1,
-            "the agent did not start (task {})",
-            self.next_id
+            "the agent did not start (task {task_id})"
         );
-        let started: u128 = lines[before].trim().parse().unwrap();
-        (started.saturating_sub(sent.as_nanos())) as f64 / 1e6
+        let (started, args) = lines[before].split_once(' ').unwrap_or((lines[before], ""));
+        let started: u128 = started.trim().parse().unwrap();
+        (
+            (started.saturating_sub(sent.as_nanos())) as f64 / 1e6,
+            args.to_owned(),
+        )
     }
 
     async fn until_terminal(&self, subtask_id: i64) -> Value {
@@ -112,9 +148,19 @@ async fn bench(runs: usize) -> Value {
     let agent = root.path().join("agent.sh");
     std::fs::write(
         &agent,
-        format!("#!/bin/sh\ndate +%s%N >> '{}'\n", starts.display()),
+        format!(
+            "#!/bin/sh\necho \"$(date +%s%N) $*\" >> '{}'\n\
+             echo '{{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"{AGENT_SESSION}\"}}'\n",
+            starts.display()
+        ),
     )
     .unwrap();
+    // A user's project folder, with some files in it.
+    let project = root.path().join("code").join("myproj");
+    std::fs::create_dir_all(project.join("src")).unwrap();
+    for i in 0..100 {
+        std::fs::write(project.join("src").join(format!("f{i}.rs")), "// code\n").unwrap();
+    }
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -159,13 +205,22 @@ async fn bench(runs: usize) -> Value {
         p
     };
 
+    let mut local_path = base.clone();
+    local_path["project_id"] = 1.into();
+    local_path["workspace_source"] = "local_path".into();
+    local_path["project_workspace_path"] = project.to_str().unwrap().into();
+
     // Warm-up: the first task pays for page cache and the runtime's first spawns.
     bench.time_to_agent(base.clone()).await;
     let mut plain = Vec::new();
     let mut clone = Vec::new();
     let mut reuse = Vec::new();
+    let mut local = Vec::new();
+    let mut follow_up = Vec::new();
     for run in 0..runs {
         plain.push(bench.time_to_agent(base.clone()).await);
+        local.push(bench.time_to_agent(local_path.clone()).await);
+        follow_up.push(bench.time_follow_up(local_path.clone()).await);
         clone.push(
             bench
                 .time_to_agent(git_payload(&format!("projects/fresh-{run}")))
@@ -182,6 +237,10 @@ async fn bench(runs: usize) -> Value {
     let plain = summary(&plain);
     let clone = summary(&clone);
     let reuse = summary(&reuse);
+    let local = summary(&local);
+    let follow_up = summary(&follow_up);
+    let over_plain =
+        |case: &Value| round(case["p50"].as_f64().unwrap() - plain["p50"].as_f64().unwrap());
     json!({
         "what": "ms from task:execute to the agent's start (stand-in agent); \
                  git over git daemon on loopback",
@@ -190,8 +249,12 @@ async fn bench(runs: usize) -> Value {
         "plain": plain,
         "git_clone_1000_files": clone,
         "git_reuse": reuse,
-        "git_reuse_overhead_over_plain_p50_ms": round(reuse["p50"].as_f64().unwrap() - plain["p50"].as_f64().unwrap()),
-        "git_clone_overhead_over_plain_p50_ms": round(clone["p50"].as_f64().unwrap() - plain["p50"].as_f64().unwrap()),
+        "local_path": local,
+        "follow_up": follow_up,
+        "git_reuse_overhead_over_plain_p50_ms": over_plain(&reuse),
+        "git_clone_overhead_over_plain_p50_ms": over_plain(&clone),
+        "local_path_overhead_over_plain_p50_ms": over_plain(&local),
+        "follow_up_overhead_over_plain_p50_ms": over_plain(&follow_up),
     })
 }
 

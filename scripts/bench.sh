@@ -3,7 +3,7 @@
 #   sio.json             codec and client: decode of a 72 KB task:execute, emits/s, call RTT
 #   relay.json           task output relay: deltas/s, added latency p50/p99 at 1k ev/s, first delta
 #   session.json         the CLI: start → online, idle RSS and CPU, back online after a restart
-#   projects.json        task:execute → agent start: plain, git clone of 1,000 files, reuse
+#   projects.json        task:execute → agent start: plain, local_path, follow-up, git clone of 1,000 files, reuse
 #   devserver-bench.json the devserver: connect + register, heartbeat ack, task round trip
 # (tray.json comes from the tray's end-to-end stage, ci/gui-stage.sh.)
 # Run after ./scripts/install-deps.sh. WEGENT_BENCH_IDLE_SECS shortens the idle minute.
