@@ -1,6 +1,7 @@
 //! The `wegent-executor` command line: clap definitions ([`Cli`]), status text ([`render`]) and
 //! the subcommands ([`commands`], `run`). `src/main.rs` only parses and hands over.
 
+pub mod argv_token;
 pub mod commands;
 pub mod render;
 mod run;
@@ -68,7 +69,7 @@ pub struct GlobalArgs {
     /// Executor mode (only `local`; accepted for compatibility with the Wegent executor).
     #[arg(long, value_enum, default_value_t = Mode::Local, global = true)]
     pub mode: Mode,
-    /// Device token (login JWT or wg- API key). Visible in `ps`: prefer WEGENT_TOKEN.
+    /// Device token (login JWT or wg- API key). Taken off the command line at start (Unix); prefer WEGENT_TOKEN.
     #[arg(long, value_name = "TOKEN", global = true)]
     pub token: Option<String>,
     /// Wegent server URL [env: WEGENT_BACKEND_URL].

@@ -10,6 +10,7 @@ pub mod account;
 pub mod cli;
 pub mod config;
 pub mod device;
+pub mod hardening;
 pub mod identity;
 pub mod keychain;
 pub mod logging;

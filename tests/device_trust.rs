@@ -379,3 +379,69 @@ async fn nothing_a_sigkilled_device_started_outlives_it_and_its_next_start() {
     assert!(pids_running(&tool).is_empty());
     server.shutdown().await;
 }
+
+/// `wegent-executor --token …` as a user without privileges would start it: once online, its
+/// command line no longer holds the token, and its `/proc` files (environment, memory) belong to
+/// root, not to the user (non-dumpable), so other processes of the user cannot read them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_leaves_the_command_line_and_the_process_is_not_dumpable() {
+    use std::os::unix::fs::MetadataExt;
+
+    let mock = MockAnthropic::start(Script::Text(String::new())).await;
+    let server = devserver(&mock).await;
+    let token = server.demo_token().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let device_id = "trust-argv-device";
+    // As root, run the device as `nobody`: a root process's /proc files belong to root anyway,
+    // so only a non-root device shows whether it is dumpable.
+    // SAFETY: geteuid has no preconditions.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    let user = if as_root {
+        65534
+    } else {
+        unsafe { libc::geteuid() }
+    };
+    if as_root {
+        std::os::unix::fs::chown(home.path(), Some(user), Some(user)).unwrap();
+    }
+    let mut cmd = device(
+        home.path(),
+        &server,
+        device_id,
+        &["--token", &token, "--claude-path", "/nonexistent/claude"],
+    );
+    cmd.env_remove("WEGENT_TOKEN").env("HOME", home.path());
+    if as_root {
+        cmd.uid(user).gid(user);
+    }
+    let child = cmd.spawn().unwrap();
+    online(&server, device_id).await;
+
+    let pid = child.id().unwrap();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(
+        cmdline.contains("--claude-path"),
+        "the same process: {cmdline}"
+    );
+    assert!(
+        !cmdline.contains(&token),
+        "the token is on the command line: {cmdline}"
+    );
+    assert!(!cmdline.contains("--token"), "{cmdline}");
+
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status.lines().any(
+            |l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some(&user.to_string())
+        ),
+        "the device runs as {user}: {status}"
+    );
+    let environ = std::fs::metadata(format!("/proc/{pid}/environ")).unwrap();
+    assert_eq!(
+        environ.uid(),
+        0,
+        "a dumpable process's /proc files belong to its user ({user})"
+    );
+    server.shutdown().await;
+}

@@ -4,6 +4,9 @@
 use wegent_device::{app, cli_args, core_config};
 
 fn main() {
+    // Before anything reads the token: other processes of the user cannot read this one's
+    // memory or environment (see wegent_executor::hardening).
+    wegent_executor::hardening::deny_inspection();
     let args = cli_args::parse(std::env::args().skip(1));
     if args.help {
         println!("{}", cli_args::USAGE);

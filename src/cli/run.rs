@@ -127,7 +127,11 @@ async fn supervise(
                 let _ = commands.send(Command::Shutdown).await;
             }
             _ = shutdown_signal(), if stopping => {
-                return Err(CliError { message: "stopped without waiting for the clean shutdown".into(), code: 130 });
+                // No more waiting for tasks to stop politely, but nothing they started outlives
+                // the device: kill every child now, then exit.
+                let killed = crate::task::orphans::kill_own_children();
+                tracing::warn!(killed, "second stop signal: killed the running tasks' processes");
+                return Err(CliError { message: "stopped without waiting for the clean shutdown; running tasks were killed".into(), code: 130 });
             }
         }
     }

@@ -84,6 +84,14 @@ pub fn reap_previous_run(home: &Path) -> usize {
     killed
 }
 
+/// End every process this device process started, with all they started, at once (Linux): a
+/// second Ctrl-C does not wait for a polite stop, and nothing may outlive the device. Returns
+/// how many processes were killed. Elsewhere returns 0; the runtime's shutdown then kills the
+/// process groups it still holds.
+pub fn kill_own_children() -> usize {
+    kill_marked(&current_run())
+}
+
 #[cfg(target_os = "linux")]
 fn kill_marked(run: &str) -> usize {
     let Ok(dir) = std::fs::read_dir("/proc") else {
