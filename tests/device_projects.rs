@@ -275,3 +275,30 @@ async fn a_new_message_for_a_running_task_stops_the_older_turn_first() {
     let newer = rig.rig.until_terminal(52).await;
     assert_eq!(newer.last().unwrap().name, "response.completed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_session_the_cli_cannot_resume_is_replaced_by_a_fresh_one() {
+    let mock = MockAnthropic::start(Script::Text("fresh answer".into())).await;
+    let rig = ProjectsRig::new();
+    let project = tempfile::tempdir().unwrap();
+    let path = project.path().to_str().unwrap();
+    // A session id the CLI has no transcript for (config dir wiped, another machine's id).
+    let private = rig.private_dir(70);
+    std::fs::create_dir_all(&private).unwrap();
+    let lost = "5f0c9a8e-0000-4000-8000-000000000000";
+    std::fs::write(private.join("session-34"), lost).unwrap();
+
+    let done = rig
+        .turn(project_payload(70, 71, "hello again", &mock.url, path))
+        .await;
+    assert_eq!(done.name, "response.completed", "{:?}", done.payload);
+    assert_eq!(final_text(&done), "fresh answer");
+    let seen = mock.requests();
+    assert_eq!(seen.len(), 1, "one fresh conversation");
+    assert_eq!(seen[0].prompt, "hello again");
+    let saved = std::fs::read_to_string(private.join("session-34")).unwrap();
+    assert!(
+        !saved.is_empty() && saved != lost,
+        "the new session is saved"
+    );
+}
