@@ -9,8 +9,9 @@
 // devserver's demo model (only the model is scripted: it names the prompt and the directory
 // Claude Code ran in). In the browser: create a project on a folder of the device picked with
 // "Browse…" (command RPC), send a task into it, see that Claude Code ran in that folder, "Reply",
-// and see the follow-up resume the same session; screenshot bench-results/screenshots/console-projects.png.
-import { spawn } from "node:child_process";
+// and see the follow-up resume the same session (screenshot bench-results/screenshots/
+// console-projects.png); then a git project cloned on the device now, and a task in its checkout.
+import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -140,11 +141,12 @@ async function projectTaskReply(page, url, token) {
     ["the Claude Code CLI", claudeBin, "./scripts/install-deps.sh, or set WEGENT_TEST_CLAUDE"]]) {
     if (!existsSync(path)) throw new Error(`${what} is needed at ${path} (${hint})`);
   }
-  const scratch = mkdtempSync(join(tmpdir(), "wegent-console-test-"));
+  // Real paths: Claude Code reports its working directory resolved (macOS /tmp is a symlink).
+  const scratch = realpathSync(mkdtempSync(join(tmpdir(), "wegent-console-test-")));
   cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
   const home = join(scratch, "executor-home");
   mkdirSync(join(scratch, "code", "my-app"), { recursive: true });
-  const code = realpathSync(join(scratch, "code"));
+  const code = join(scratch, "code");
   const folder = join(code, "my-app");
   mkdirSync(home, { recursive: true });
   writeFileSync(join(home, "config.toml"), `claude_path = ${JSON.stringify(claudeBin)}\n`);
@@ -200,6 +202,40 @@ async function projectTaskReply(page, url, token) {
   mkdirSync(dirname(projectsScreenshot), { recursive: true });
   await page.screenshot({ path: projectsScreenshot, fullPage: true });
   step(`screenshot: ${projectsScreenshot}`);
+
+  // A git project: paste a repository URL and branch, clone it on the device now ("Clone from
+  // Git": the backend's commands over command RPC), then a task runs in the checkout.
+  const repoUrl = bareRepo(scratch);
+  await page.getByLabel("Project name", { exact: true }).fill("demo-repo");
+  await page.locator("#project-device").selectOption("real-device-1");
+  await page.getByLabel("A git repository", { exact: true }).check();
+  await page.getByLabel("Repository URL", { exact: true }).fill(repoUrl);
+  await page.getByLabel("Branch", { exact: true }).fill("main");
+  await page.getByLabel(/Clone it on the device now/).check();
+  await page.getByRole("button", { name: "Create project" }).click();
+  await page.locator("#projects li", { hasText: "demo-repo" }).getByText(`${repoUrl} (main) in projects/demo`).waitFor({ timeout: 60000 });
+  const checkout = join(scratch, "workspace", "projects", "demo");
+  if (!existsSync(join(checkout, "NOTES.md"))) throw new Error(`the device did not clone into ${checkout}`);
+  step(`git project cloned on the device into ${checkout}`);
+  await page.getByLabel("Message", { exact: true }).fill("what is in the repository?");
+  await page.getByRole("button", { name: "Send" }).click();
+  await page.locator("#task-status", { hasText: "Task #4: COMPLETED" }).waitFor({ timeout: 120000 });
+  const answer = await page.locator("#answer").textContent();
+  if (!answer.includes(`Claude Code in \`${checkout}\``)) throw new Error(`the answer ${JSON.stringify(answer)} does not name ${checkout}`);
+  step("task in the git project ran in its checkout");
+}
+
+// A bare repository with one commit on `main`; its file:// URL.
+function bareRepo(root) {
+  const work = join(root, "repo-src");
+  mkdirSync(work, { recursive: true });
+  const git = (cwd, ...args) => execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@example.com", ...args], { cwd, stdio: "pipe" });
+  git(work, "init", "-q", "-b", "main");
+  writeFileSync(join(work, "NOTES.md"), "only in the repository\n");
+  git(work, "add", "NOTES.md");
+  git(work, "commit", "-q", "-m", "init");
+  git(root, "clone", "-q", "--bare", work, join(root, "demo.git"));
+  return `file://${join(root, "demo.git")}`;
 }
 
 main()
