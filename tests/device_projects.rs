@@ -3,6 +3,8 @@
 //! the CLI run real shell commands in the task's directory, and the tests check what they saw.
 #![cfg(unix)]
 
+#[path = "support/git_server.rs"]
+mod git_server;
 #[path = "support/mock_anthropic.rs"]
 mod mock_anthropic;
 #[path = "support/task_harness.rs"]
@@ -301,4 +303,58 @@ async fn a_saved_session_the_cli_cannot_resume_is_replaced_by_a_fresh_one() {
         !saved.is_empty() && saved != lost,
         "the new session is saved"
     );
+}
+
+/// The git token exactly as the backend sends it: AES-encrypted, unusable by the device
+/// (protocol.md §16.4), and never to be written anywhere.
+const ENCRYPTED_GIT_TOKEN: &str = "jy/6c8Sd43RgUqCXTOcmLkIEaY2jxhoHNZIaMMmb3l8=";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_git_project_is_cloned_and_the_cli_reads_a_file_only_the_repository_has() {
+    let repos = tempfile::tempdir().unwrap();
+    git_server::bare_repo(repos.path(), "demo", 0);
+    let daemon = git_server::GitDaemon::start(repos.path()).await;
+    let mock = MockAnthropic::start(Script::RunCommand {
+        command: "cat only-in-repo.txt".into(),
+        then: format!("The repository says: {TOOL_RESULT}"),
+    })
+    .await;
+    let rig = ProjectsRig::new();
+    let url = daemon.url("demo.git");
+    // §16.3 b: a `git` project, relative to W, with the user's git account.
+    let mut p = payload(50, 51, "what does the repository say?", &mock.url);
+    p["project_id"] = 2.into();
+    p["workspace_source"] = "git".into();
+    p["project_workspace_path"] = "projects/demo".into();
+    p["git_url"] = url.as_str().into();
+    p["branch_name"] = "main".into();
+    p["user"]["git_login"] = "research-bot".into();
+    p["user"]["git_email"] = "research-bot@example.invalid".into();
+    p["user"]["git_token"] = ENCRYPTED_GIT_TOKEN.into();
+
+    let done = rig.turn(p).await;
+    assert_eq!(done.name, "response.completed", "{:?}", done.payload);
+    assert!(
+        final_text(&done).contains("marker-7f3e91 from the cloned repository"),
+        "the tool ran in the clone: {}",
+        final_text(&done)
+    );
+    let checkout = rig.work.path().join("projects/demo");
+    assert_eq!(
+        mock.requests()[0].cwd,
+        canonical(&checkout),
+        "the CLI's cwd"
+    );
+    let config = std::fs::read_to_string(checkout.join(".git/config")).unwrap();
+    assert!(config.contains(&format!("url = {url}")), "{config}");
+    assert!(!config.contains(ENCRYPTED_GIT_TOKEN), "{config}");
+    assert_eq!(
+        git_server::git(&checkout, &["config", "--local", "user.email"]),
+        "research-bot@example.invalid"
+    );
+    // The checkout holds the repository and nothing of the device's.
+    assert_eq!(git_server::git(&checkout, &["status", "--porcelain"]), "");
+    let record = TaskRecord::load(&rig.private_dir(50)).unwrap().unwrap();
+    assert_eq!(record.cwd, checkout);
+    assert!(!record.created_by_device, "a project's clone is the user's");
 }
