@@ -241,6 +241,7 @@ impl Tree {
     }
 
     /// Whether a member is still alive (not a zombie).
+    #[cfg_attr(not(unix), allow(dead_code))]
     fn any_alive(&self) -> bool {
         #[cfg(target_os = "linux")]
         {
