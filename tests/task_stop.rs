@@ -72,3 +72,41 @@ async fn a_cancel_settles_first_and_frees_the_slot_only_once_the_group_is_gone()
         "alive when the slot was freed: {described:#?}"
     );
 }
+
+/// A tool the agent left running in a session of its own (a daemon, `setsid … &`) does not
+/// outlive the turn, even though it left the CLI's process group and the CLI ended normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_the_agent_started_does_not_outlive_the_turn() {
+    let mock = MockAnthropic::start(Script::RunCommand {
+        command: "setsid sleep 3019 >/dev/null 2>&1 < /dev/null & echo started".into(),
+        then: "Started it.".into(),
+    })
+    .await;
+    let rig = Rig::new(config());
+    rig.manager
+        .execute(payload(70, 71, "start a daemon", &mock.url));
+    let events = rig.until_terminal(71).await;
+    assert_eq!(events.last().unwrap().name, "response.completed");
+    let daemon = || -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|p| {
+                std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c == b"sleep\x003019\x00")
+            })
+            .filter(|p| !procs::is_zombie(*p))
+            .collect()
+    };
+    let mut slots = rig.manager.slots();
+    tokio::time::timeout(WAIT, slots.wait_for(|s| s.running.is_empty()))
+        .await
+        .expect("the slot is freed")
+        .unwrap();
+    let left = daemon();
+    // Kill it here whatever happens, so a failure leaves nothing behind.
+    for pid in &left {
+        // SAFETY: kill only sends a signal, to the test's own daemon.
+        unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+    }
+    assert!(left.is_empty(), "the daemon outlived the turn: {left:?}");
+}

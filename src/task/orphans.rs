@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 /// The environment variable that ties a child to the device process that started it.
 pub const MARKER: &str = "WEGENT_DEVICE_RUN";
+/// The environment variable that ties the CLI and its tools to their turn (subtask id).
+pub const TURN_MARKER: &str = "WEGENT_DEVICE_TURN";
 
 const RUN_DIR: &str = "run";
 const RUN_FILE: &str = "device";
@@ -52,13 +54,12 @@ fn run_alive(run: &str) -> bool {
     start_time(pid) == Some(start)
 }
 
-/// Whether an environment block (`NAME=value\0…`, as in `/proc/<pid>/environ`) carries the
-/// marker of `run`.
-pub fn carries_marker(environ: &[u8], run: &str) -> bool {
-    let wanted = format!("{MARKER}={run}");
-    environ
-        .split(|b| *b == 0)
-        .any(|entry| entry == wanted.as_bytes())
+/// Whether an environment block (`NAME=value\0…`, as in `/proc/<pid>/environ`) holds every
+/// one of `entries` (`NAME=value`, exactly).
+pub fn carries_all(environ: &[u8], entries: &[String]) -> bool {
+    entries
+        .iter()
+        .all(|entry| environ.split(|b| *b == 0).any(|e| e == entry.as_bytes()))
 }
 
 /// End the children of the previous device run on this home if that run is gone, then record
@@ -92,8 +93,30 @@ pub fn kill_own_children() -> usize {
     kill_marked(&current_run())
 }
 
-#[cfg(target_os = "linux")]
+/// The value of [`TURN_MARKER`] for one turn: its subtask id within the task's private
+/// directory, so two devices in one process (tests; each with its own home) never match.
+pub fn turn_id(task_dir: &Path, subtask_id: i64) -> String {
+    format!("{subtask_id}@{}", task_dir.display())
+}
+
+/// End what a finished or stopped turn left running (Linux): tools the agent started in
+/// sessions of their own (a daemon, `setsid … &`) leave the CLI's process group and, once the
+/// CLI exits, its tree; they still carry the turn's [`TURN_MARKER`] ([`turn_id`]). Returns how
+/// many were killed.
+pub fn kill_turn_leftovers(turn: &str) -> usize {
+    kill_carrying(&[
+        format!("{MARKER}={}", current_run()),
+        format!("{TURN_MARKER}={turn}"),
+    ])
+}
+
 fn kill_marked(run: &str) -> usize {
+    kill_carrying(&[format!("{MARKER}={run}")])
+}
+
+/// SIGKILL every other process whose environment holds all of `entries` (`NAME=value`).
+#[cfg(target_os = "linux")]
+fn kill_carrying(entries: &[String]) -> usize {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return 0;
     };
@@ -110,7 +133,7 @@ fn kill_marked(run: &str) -> usize {
             continue;
         };
         // The same process before and after reading its environment: not a reused pid.
-        if carries_marker(&environ, run) && start_time(pid) == Some(before) {
+        if carries_all(&environ, entries) && start_time(pid) == Some(before) {
             if let Ok(p) = libc::pid_t::try_from(pid) {
                 // SAFETY: kill only sends a signal, to a process that carries our marker.
                 if unsafe { libc::kill(p, libc::SIGKILL) } == 0 {
@@ -123,7 +146,7 @@ fn kill_marked(run: &str) -> usize {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn kill_marked(_run: &str) -> usize {
+fn kill_carrying(_entries: &[String]) -> usize {
     0
 }
 
@@ -133,11 +156,18 @@ mod tests {
 
     #[test]
     fn the_marker_is_matched_exactly() {
-        let env = b"PATH=/bin\0WEGENT_DEVICE_RUN=42-1000\0HOME=/root\0";
-        assert!(carries_marker(env, "42-1000"));
-        assert!(!carries_marker(env, "42-100"));
-        assert!(!carries_marker(b"WEGENT_DEVICE_RUN=42-10000\0", "42-1000"));
-        assert!(!carries_marker(b"", "42-1000"));
+        let env = b"PATH=/bin\0WEGENT_DEVICE_RUN=42-1000\0WEGENT_DEVICE_TURN=7\0";
+        let run = |r: &str| vec![format!("{MARKER}={r}")];
+        assert!(carries_all(env, &run("42-1000")));
+        assert!(!carries_all(env, &run("42-100")));
+        assert!(!carries_all(
+            b"WEGENT_DEVICE_RUN=42-10000\0",
+            &run("42-1000")
+        ));
+        assert!(!carries_all(b"", &run("42-1000")));
+        let turn = |t: &str| vec![format!("{MARKER}=42-1000"), format!("{TURN_MARKER}={t}")];
+        assert!(carries_all(env, &turn("7")));
+        assert!(!carries_all(env, &turn("8")));
     }
 
     #[cfg(target_os = "linux")]

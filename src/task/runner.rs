@@ -272,6 +272,7 @@ async fn run_claude(
         session_lost: false,
     };
     let (req, dirs) = (launch.req, launch.dirs);
+    let turn = super::orphans::turn_id(&dirs.claude_config, req.subtask_id);
     let mut cmd = Command::new(launch.program);
     child_env::prepare(&mut cmd)
         .args(claude::args(
@@ -280,7 +281,9 @@ async fn run_claude(
             launch.system_prompt_file,
             launch.mcp_config,
         ))
-        .envs(claude::env(req, dirs, process::is_root()));
+        .envs(claude::env(req, dirs, process::is_root()))
+        // Ties the CLI's tools to this turn, also those that leave its process tree.
+        .env(super::orphans::TURN_MARKER, &turn);
     if let Some(path) = launch.mcp_config {
         cmd.env(extras::MCP_CONFIG_ENV, path)
             .envs(launch.mcp_env.iter().map(|(k, v)| (k, v)));
@@ -385,6 +388,14 @@ async fn run_claude(
     };
     // Reaped and its group ended: the id may now be reused by an unrelated group.
     group.disarm();
+    let leftovers = super::orphans::kill_turn_leftovers(&turn);
+    if leftovers > 0 {
+        tracing::info!(
+            task_id = req.task_id,
+            leftovers,
+            "ended processes the agent left running"
+        );
+    }
     if let Some(reader) = stderr_reader {
         let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
     }
