@@ -14,28 +14,19 @@
 //!
 //! Run: `cargo bench -p wegent-executor --bench session` (JSON in `bench-results/session.json`).
 
+mod support;
+
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use wegent_devserver::{DevServer, DevServerConfig, RunningDevServer, ServerEvent, Timings};
 
-/// The binary under test; `WEGENT_BENCH_BIN` points at another build (A/B comparisons).
-fn bin() -> String {
-    std::env::var("WEGENT_BENCH_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_wegent-executor").to_owned())
-}
+use support::{bin, env_number, ms, summary};
+
 const DEVICE_ID: &str = "device-bench-session";
 const WAIT: Duration = Duration::from_secs(30);
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     if !Path::new("/proc/self/stat").exists() {
@@ -51,13 +42,7 @@ fn main() {
         .unwrap();
     let results = runtime.block_on(bench(runs, idle));
     println!("{}", serde_json::to_string_pretty(&results).unwrap());
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-results");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("session.json"),
-        serde_json::to_string_pretty(&results).unwrap(),
-    )
-    .unwrap();
+    support::write_results("session.json", &results);
 }
 
 async fn bench(runs: usize, idle: Duration) -> Value {
@@ -172,22 +157,7 @@ async fn idle_bench(server: &RunningDevServer, home: &Path, token: &str, idle: D
 }
 
 fn spawn(home: &Path, server: &RunningDevServer, token: &str) -> Child {
-    let mut cmd = Command::new(bin());
-    for var in ["WEGENT_AUTH_TOKEN", "WEGENT_SOCKET_URL", "RUST_LOG"] {
-        cmd.env_remove(var);
-    }
-    cmd.arg("run")
-        .env("WEGENT_EXECUTOR_HOME", home)
-        .env("WEGENT_NO_KEYCHAIN", "1")
-        .env("WEGENT_BACKEND_URL", server.url())
-        .env("WEGENT_TOKEN", token)
-        .env("DEVICE_ID", DEVICE_ID)
-        .env("DEVICE_NAME", "Bench box")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    cmd.spawn().expect("the wegent-executor binary starts")
+    support::spawn_executor(home, &server.url(), token, DEVICE_ID)
 }
 
 /// Start a process and wait until the devserver accepted its first heartbeat: the process and
@@ -201,16 +171,8 @@ async fn start_online(server: &RunningDevServer, home: &Path, token: &str) -> (C
 }
 
 async fn accepted_heartbeat(events: &mut wegent_devserver::EventStream, child: &mut Child) {
-    let wait = events.wait_for("an accepted heartbeat", WAIT, |e| match e {
-        ServerEvent::Heartbeat {
-            device_id: Some(d),
-            ack,
-            ..
-        } if d == DEVICE_ID && ack == &json!({"success": true}) => Some(()),
-        _ => None,
-    });
     tokio::select! {
-        r = wait => r.expect("the device comes online"),
+        r = support::accepted_heartbeat(events, DEVICE_ID, WAIT) => r.expect("the device comes online"),
         status = child.wait() => panic!("wegent-executor exited: {status:?}"),
     }
 }
@@ -233,22 +195,6 @@ async fn stop(server: &RunningDevServer, mut child: Child) {
         .disconnect_of(DEVICE_ID, WAIT)
         .await
         .expect("the server saw the disconnect");
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn summary(samples: &[Duration]) -> Value {
-    let mut sorted: Vec<f64> = samples.iter().map(|d| ms(*d)).collect();
-    sorted.sort_by(f64::total_cmp);
-    let pct = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
-    json!({
-        "min": sorted[0],
-        "p50": pct(0.5),
-        "max": sorted[sorted.len() - 1],
-        "samples": sorted,
-    })
 }
 
 fn proc_status_value(pid: u32, key: &str) -> u64 {

@@ -1,0 +1,336 @@
+//! Chaos: the trust claims of issue 10, each as a figure, in one run (driven by
+//! `scripts/chaos.sh`; `--long` for the full counts).
+//!
+//! (a) connection drops during running tasks → 0 lost tasks, 0 duplicate deltas, exactly one
+//!     terminal event per task; (b) devserver restarts mid-run → every task terminal; (c) codec,
+//!     payload and mapping fuzzed (2 M inputs, 10 M with `--long`) → 0 panics; (d) canary
+//!     secrets → 0 leaks; (e) SIGKILL of the device → 0 processes of its tree alive 1 s later;
+//!     (f) every ack ≤ 1,000,000 bytes; (g) heartbeats on time while hostile payloads are
+//!     processed.
+//!
+//! Tasks run on the pinned real Claude CLI against the devserver's mock Anthropic API; (a), (b),
+//! (f), (g) drive the core in process (`device::start`), (d) and (e) the real binary.
+//!
+//! Each figure is a check. A failed *hard* check (a lost task, a panic, a leak of the device
+//! token, an orphan, ...) makes the run exit 1; the others are reported. Output: a table and
+//! `bench-results/chaos.json`.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod fuzz;
+mod limits;
+mod orphans;
+mod resilience;
+mod rig;
+mod secrets;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// One figure and its verdict.
+struct Check {
+    name: &'static str,
+    figure: String,
+    target: &'static str,
+    ok: bool,
+    /// A failure is a broken invariant (exit 1), not a missed figure.
+    hard: bool,
+}
+
+#[derive(Default)]
+struct Report {
+    checks: Vec<Check>,
+    sections: serde_json::Map<String, Value>,
+}
+
+impl Report {
+    fn check(
+        &mut self,
+        name: &'static str,
+        figure: String,
+        target: &'static str,
+        ok: bool,
+        hard: bool,
+    ) {
+        self.checks.push(Check {
+            name,
+            figure,
+            target,
+            ok,
+            hard,
+        });
+    }
+
+    /// A section that could not run at all: a failed hard check of its own.
+    fn broken(&mut self, name: &'static str, error: String) {
+        eprintln!("{name}: {error}");
+        self.sections
+            .insert(name.to_owned(), json!({ "error": error }));
+        self.check(name, format!("did not run: {error}"), "runs", false, true);
+    }
+}
+
+fn main() {
+    if !Path::new("/proc/self/stat").exists() {
+        eprintln!("chaos reads /proc (Linux only); skipped");
+        return;
+    }
+    let long = support::long_run();
+    let started = Instant::now();
+    let mut report = Report::default();
+
+    // (c) first: pure CPU, no server.
+    // The counts can be lowered for a quick look (WEGENT_CHAOS_FUZZ_INPUTS, _DROPS, _RESTARTS).
+    let fuzz_inputs = support::env_number(
+        "WEGENT_CHAOS_FUZZ_INPUTS",
+        if long { 10_000_000 } else { 2_000_000 },
+    );
+    let fuzzed = fuzz::run(fuzz_inputs, 0x5eed_c4a0);
+    println!(
+        "fuzz: {} inputs in {:.1} s ({:.0}/s), {} panics",
+        fuzzed.inputs,
+        fuzzed.seconds,
+        fuzzed.inputs as f64 / fuzzed.seconds,
+        fuzzed.panics.len()
+    );
+    report.check(
+        "fuzz: panics",
+        format!(
+            "{} in {} inputs ({:.0}/s)",
+            fuzzed.panics.len(),
+            fuzzed.inputs,
+            fuzzed.inputs as f64 / fuzzed.seconds
+        ),
+        "0",
+        fuzzed.panics.is_empty(),
+        true,
+    );
+    report.sections.insert(
+        "fuzz".into(),
+        json!({"inputs": fuzzed.inputs, "seconds": fuzzed.seconds,
+               "per_sec": fuzzed.inputs as f64 / fuzzed.seconds,
+               "targets": fuzzed.per_target, "panics": fuzzed.panics, "seeds": fuzzed.seeds}),
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let drops = support::env_number("WEGENT_CHAOS_DROPS", if long { 300 } else { 100 });
+        let restarts = support::env_number("WEGENT_CHAOS_RESTARTS", if long { 30 } else { 10 });
+        core_sections(&mut report, drops, restarts).await;
+        binary_sections(&mut report).await;
+    });
+    runtime.shutdown_timeout(Duration::from_secs(5));
+
+    print_table(&report);
+    let hard_failures: Vec<&str> = report
+        .checks
+        .iter()
+        .filter(|c| c.hard && !c.ok)
+        .map(|c| c.name)
+        .collect();
+    let results = json!({
+        "long": long,
+        "seconds": started.elapsed().as_secs_f64(),
+        "checks": report.checks.iter().map(|c| json!({
+            "name": c.name, "figure": c.figure, "target": c.target, "ok": c.ok, "hard": c.hard,
+        })).collect::<Vec<_>>(),
+        "hard_failures": hard_failures,
+        "sections": report.sections,
+    });
+    support::write_results("chaos.json", &results);
+    println!(
+        "bench-results/chaos.json written ({:.0} s)",
+        started.elapsed().as_secs_f64()
+    );
+    if !hard_failures.is_empty() {
+        eprintln!("chaos: broken invariants: {hard_failures:?}");
+        std::process::exit(1);
+    }
+}
+
+/// (a), (b), (f), (g) on the core in process.
+async fn core_sections(report: &mut Report, drops: u64, restarts: u64) {
+    let heartbeat = Duration::from_secs(1);
+    let rig = match rig::CoreRig::start(heartbeat).await {
+        Ok(rig) => rig,
+        Err(e) => return report.broken("core rig", e),
+    };
+    let acks = limits::acks(&rig).await;
+    let largest = acks["largest_ack_bytes"].as_u64().unwrap_or(u64::MAX);
+    let missing = acks["acks_missing"].as_u64().unwrap_or(1);
+    report.check(
+        "acks ≤ packet limit",
+        format!("largest {largest} B, {missing} missing"),
+        "≤ 1000000 B, 0 missing",
+        largest <= limits::PACKET_LIMIT as u64 && missing == 0,
+        // trust-process is fixing oversize acks: reported, not yet an invariant.
+        false,
+    );
+    report.sections.insert("acks".into(), acks);
+
+    for (name, fault, count) in [
+        ("drops", resilience::Fault::Drop, drops),
+        ("restarts", resilience::Fault::Restart, restarts),
+    ] {
+        match resilience::run(&rig, fault, count as usize).await {
+            Ok(v) => {
+                println!("{name}: {v}");
+                resilience_checks(report, name, &v);
+                report.sections.insert(name.into(), v);
+            }
+            Err(e) => report.broken(name, e),
+        }
+    }
+
+    // Last: a payload that wedges task handling must not spoil the figures above.
+    let model_url = rig.server.config().model.base_url.clone();
+    let hostile = limits::hostile(&rig, &model_url).await;
+    let late = hostile["heartbeat_lateness_ms"]
+        .as_f64()
+        .unwrap_or(f64::MAX);
+    let reconnects = hostile["reconnects"].as_u64().unwrap_or(1);
+    report.check(
+        "heartbeat under hostile payloads",
+        format!(
+            "max gap {:.0} ms (late {late:.0} ms), {reconnects} reconnects",
+            hostile["max_heartbeat_gap_ms"].as_f64().unwrap_or(f64::NAN)
+        ),
+        "late ≤ 1000 ms, 0 reconnects",
+        late <= 1000.0 && reconnects == 0,
+        false,
+    );
+    report.sections.insert("hostile_payloads".into(), hostile);
+    rig.shutdown().await;
+}
+
+fn resilience_checks(report: &mut Report, name: &'static str, v: &Value) {
+    let count = |k: &str| v[k].as_array().map_or(0, Vec::len);
+    let (lost, dup, redelivered_name, terminal) = if name == "drops" {
+        (
+            "drops: lost tasks",
+            "drops: duplicate deltas / gaps",
+            "drops: deltas redelivered",
+            "drops: one terminal event per task",
+        )
+    } else {
+        (
+            "restarts: lost tasks",
+            "restarts: duplicate deltas / gaps",
+            "restarts: deltas redelivered",
+            "restarts: one terminal event per task",
+        )
+    };
+    let tasks = v["tasks"].as_u64().unwrap_or(0);
+    let faults = v["faults"].as_u64().unwrap_or(0);
+    report.check(
+        lost,
+        format!("{} of {tasks} tasks, {faults} faults", count("lost_tasks")),
+        "0",
+        count("lost_tasks") == 0,
+        true,
+    );
+    let conflicting = v["conflicting_duplicate_deltas"]
+        .as_u64()
+        .unwrap_or(u64::MAX);
+    let gaps = v["delta_gaps"].as_u64().unwrap_or(u64::MAX);
+    report.check(
+        dup,
+        format!("{conflicting} conflicting, {gaps} gaps"),
+        "0, 0",
+        conflicting == 0 && gaps == 0,
+        true,
+    );
+    // At-least-once delivery: acks in flight when the TCP connection is cut are lost, so those
+    // events come again with the same offset (src/outbox.rs). A figure, not an invariant.
+    let redelivered = v["redelivered_deltas"].as_u64().unwrap_or(u64::MAX);
+    report.check(
+        redelivered_name,
+        format!("{redelivered} (same offset and text)"),
+        "0",
+        redelivered == 0,
+        false,
+    );
+    let bad = count("tasks_without_exactly_one_terminal_event");
+    report.check(
+        terminal,
+        format!("{bad} tasks with ≠ 1"),
+        "0",
+        bad == 0,
+        true,
+    );
+}
+
+/// (d), (e) on the real binary.
+async fn binary_sections(report: &mut Report) {
+    let mut exe = match orphans::Executor::start().await {
+        Ok(exe) => exe,
+        Err(e) => return report.broken("binary rig", e),
+    };
+    match secrets::run(&mut exe).await {
+        Ok(v) => {
+            let device_token = v["device_token_hits"].as_u64().unwrap_or(u64::MAX);
+            let leaks = v["leak_count"].as_u64().unwrap_or(u64::MAX);
+            report.check(
+                "canary: device token",
+                format!("{device_token} hits"),
+                "0",
+                device_token == 0,
+                // trust-process removes the token from children; trust-data from trace logs.
+                false,
+            );
+            report.check(
+                "canary: task secrets leaks",
+                format!("{leaks} outside their channel"),
+                "0",
+                leaks == 0,
+                false,
+            );
+            println!("canaries: {v}");
+            report.sections.insert("canaries".into(), v);
+        }
+        Err(e) => report.broken("canaries", e),
+    }
+    match orphans::sigkill(&mut exe).await {
+        Ok(v) => {
+            let alive = v["alive_1s_after_sigkill"].as_u64().unwrap_or(u64::MAX);
+            report.check(
+                "SIGKILL: tree alive after 1 s",
+                format!(
+                    "{alive} of {} (after restart: {})",
+                    v["tree_before_kill"], v["alive_after_the_device_started_again"]
+                ),
+                "0",
+                alive == 0,
+                // trust-process adds PR_SET_PDEATHSIG: reported until it lands.
+                false,
+            );
+            report.sections.insert("sigkill".into(), v);
+        }
+        Err(e) => report.broken("sigkill", e),
+    }
+    exe.stop().await;
+}
+
+fn print_table(report: &Report) {
+    println!();
+    println!(
+        "{:<42} {:<46} {:<24} {}",
+        "check", "figure", "target", "verdict"
+    );
+    for c in &report.checks {
+        let verdict = match (c.ok, c.hard) {
+            (true, _) => "ok",
+            (false, true) => "FAIL (invariant)",
+            (false, false) => "miss (reported)",
+        };
+        println!("{:<42} {:<46} {:<24} {verdict}", c.name, c.figure, c.target);
+    }
+    println!();
+}

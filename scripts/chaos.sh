@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Chaos: connection drops and server restarts during running tasks, fuzzing of the codec and the
+# payload parser, canary secrets, SIGKILL of the device, ack sizes, hostile payloads
+# (benches/chaos/). Prints a table and writes bench-results/chaos.json.
+#   ./scripts/chaos.sh           CI size: 100 drops, 10 restarts, 2 M fuzz inputs (~3 min)
+#   ./scripts/chaos.sh --long    300 drops, 30 restarts, 10 M fuzz inputs
+# Exits non-zero only on a broken invariant (lost task, duplicate delta, panic, ...); a missed
+# figure is reported in the table and the JSON. Built with the bench profile, like bench.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+export WEGENT_TEST_CLAUDE=${WEGENT_TEST_CLAUDE:-$PWD/.tools/claude/node_modules/.bin/claude}
+mkdir -p bench-results
+cargo bench --locked -p wegent-executor --bench chaos -- "$@"
