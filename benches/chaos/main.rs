@@ -320,10 +320,7 @@ async fn binary_sections(report: &mut Report) {
 
 fn print_table(report: &Report) {
     println!();
-    println!(
-        "{:<42} {:<46} {:<24} {}",
-        "check", "figure", "target", "verdict"
-    );
+    println!("{:<42} {:<46} {:<24} verdict", "check", "figure", "target");
     for c in &report.checks {
         let verdict = match (c.ok, c.hard) {
             (true, _) => "ok",
