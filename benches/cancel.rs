@@ -105,7 +105,14 @@ async fn bench(runs: usize) -> Value {
             .await
             .expect("cancel");
         let took = start.elapsed();
-        let status = server.task(task.task_id).map(|t| t.status);
+        let outcome = server.task(task.task_id);
+        let status = outcome.as_ref().map(|t| t.status);
+        if status != Some(TaskStatus::Cancelled) {
+            println!(
+                "run {run}: the task ended {status:?} before the cancel: {:?}",
+                outcome.and_then(|t| t.error_message)
+            );
+        }
         let gone_after = loop {
             if support::alive(&pids, &groups).is_empty() {
                 break Some(start.elapsed());

@@ -131,6 +131,18 @@ pub async fn hostile(rig: &CoreRig, base_url: &str) -> Value {
     // over it).
     tokio::time::sleep(Duration::from_secs(8)).await;
     let events = rig.log.snapshot();
+    // Heartbeats the server did not accept, in the window (e.g. a capacity it finds invalid).
+    let refused_beats: Vec<String> = events[mark..]
+        .iter()
+        .filter_map(|(_, e)| match e {
+            ServerEvent::Heartbeat {
+                device_id: Some(d),
+                ack,
+                ..
+            } if d == DEVICE_ID && ack["success"] != true => Some(ack.to_string()),
+            _ => None,
+        })
+        .collect();
     let mut beats: Vec<Instant> = events[..]
         .iter()
         .filter(|(_, e)| {
@@ -142,6 +154,8 @@ pub async fn hostile(rig: &CoreRig, base_url: &str) -> Value {
     // From the last heartbeat before the pushes.
     let first = beats.iter().rposition(|t| *t < start).unwrap_or(0);
     beats.drain(..first);
+    // The window's end closes the last gap: a device that stopped heartbeating shows here.
+    beats.push(start + emitted_in + Duration::from_secs(8));
     let max_gap = beats
         .windows(2)
         .map(|w| w[1] - w[0])
@@ -211,7 +225,9 @@ pub async fn hostile(rig: &CoreRig, base_url: &str) -> Value {
         "sockets_reached": sent,
         "emitted_in_ms": emitted_in.as_secs_f64() * 1e3,
         "heartbeat_interval_ms": rig.heartbeat.as_secs_f64() * 1e3,
-        "heartbeats_seen": beats.len(),
+        "heartbeats_seen": beats.len() - 1,
+        "heartbeats_refused": refused_beats.len(),
+        "first_refusal": refused_beats.first(),
         "max_heartbeat_gap_ms": max_gap.as_secs_f64() * 1e3,
         "heartbeat_lateness_ms": lateness.as_secs_f64() * 1e3,
         "reconnects": rig.server.register_count(DEVICE_ID) - registers_before,
