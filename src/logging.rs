@@ -5,12 +5,18 @@
 //! Level: `RUST_LOG` wins, then the configured `log_level`, then `info` for the file. Stderr is
 //! quieter by default (`warn`, or `info`/`debug` with `-v`/`-vv`) because the CLI prints its own
 //! status lines there.
+//!
+//! Whatever the level, the transport libraries never log below [`transport_ceiling`]: at
+//! `trace` tungstenite prints every WebSocket frame (a `task:execute` frame carries API keys,
+//! before the task's secrets are known to the redactor), and HTTP/TLS libraries print headers.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use tracing::level_filters::LevelFilter;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
+use tracing_subscriber::filter::{filter_fn, FilterExt};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -117,7 +123,7 @@ pub fn init(opts: &LogOptions) -> Result<LoggingGuard, LoggingError> {
             let layer = tracing_subscriber::fmt::layer()
                 .with_ansi(false)
                 .with_writer(RedactingMakeWriter(writer))
-                .with_filter(file_filter);
+                .with_filter(file_filter.and(filter_fn(transport_allowed)));
             (Some(layer), Some(guard), None)
         }
         Some(Err(e)) => (None, None, Some(e)),
@@ -126,7 +132,7 @@ pub fn init(opts: &LogOptions) -> Result<LoggingGuard, LoggingError> {
     let stderr_layer = tracing_subscriber::fmt::layer()
         .with_ansi(opts.ansi)
         .with_writer(RedactingMakeWriter(io::stderr))
-        .with_filter(stderr_filter);
+        .with_filter(stderr_filter.and(filter_fn(transport_allowed)));
 
     tracing_subscriber::registry()
         .with(file_layer)
@@ -141,6 +147,26 @@ pub fn init(opts: &LogOptions) -> Result<LoggingGuard, LoggingError> {
         log_dir: file_error.is_none().then(|| opts.dir.clone()).flatten(),
         file_error,
     })
+}
+
+/// The most verbose level a library may log at, whatever the user's directives say (a directive
+/// like `tungstenite::protocol=trace` would beat a plain `tungstenite=off` in an [`EnvFilter`],
+/// so this is a separate filter every layer must also pass). `None`: no ceiling.
+pub fn transport_ceiling(target: &str) -> Option<LevelFilter> {
+    let crate_name = target.split("::").next().unwrap_or(target);
+    match crate_name {
+        // Frames, in full, at trace; the handshake request at trace; close frames at debug.
+        "tungstenite" | "tokio_tungstenite" => Some(LevelFilter::OFF),
+        // Headers and URLs (tokens, cookies) at debug/trace.
+        "h2" | "hyper" | "hyper_util" | "reqwest" | "rustls" | "tokio_rustls" => {
+            Some(LevelFilter::INFO)
+        }
+        _ => None,
+    }
+}
+
+fn transport_allowed(meta: &tracing::Metadata<'_>) -> bool {
+    transport_ceiling(meta.target()).is_none_or(|ceiling| *meta.level() <= ceiling)
 }
 
 fn parse_filter(directives: &str) -> Result<EnvFilter, LoggingError> {
@@ -284,6 +310,29 @@ mod tests {
             assert_eq!(out.text(), "a [REDACTED] b\n");
         }
         assert_eq!(out.text(), "a [REDACTED] b\nnext ");
+    }
+
+    #[test]
+    fn transport_libraries_never_log_frames_or_headers() {
+        use tracing::Level;
+        for target in ["tungstenite::protocol::frame", "tokio_tungstenite"] {
+            assert_eq!(
+                transport_ceiling(target),
+                Some(LevelFilter::OFF),
+                "{target}"
+            );
+        }
+        for target in [
+            "h2::codec",
+            "hyper_util::client",
+            "reqwest::connect",
+            "rustls",
+        ] {
+            let ceiling = transport_ceiling(target).unwrap();
+            assert!(Level::INFO <= ceiling && Level::DEBUG > ceiling, "{target}");
+        }
+        assert_eq!(transport_ceiling("wegent_executor::sio"), None);
+        assert_eq!(transport_ceiling("tungstenite_lookalike"), None);
     }
 
     #[test]
