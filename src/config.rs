@@ -12,6 +12,8 @@ pub const MIN_SLOTS: u8 = 1;
 pub const MAX_SLOTS: u8 = 20;
 pub const DEFAULT_SLOTS: u8 = 5;
 pub const DEFAULT_MAX_ATTACHMENT_MB: u64 = 100;
+/// Tasks waiting for a slot before new ones are refused.
+pub const DEFAULT_MAX_QUEUED: usize = 100;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -31,6 +33,21 @@ impl Config {
     pub fn socket_url(&self) -> &str {
         self.socket_url.as_deref().unwrap_or(&self.backend_url)
     }
+
+    /// The token and task payloads (API keys) would cross the network unencrypted.
+    pub fn insecure_transport(&self) -> bool {
+        is_insecure_transport(&self.backend_url) || is_insecure_transport(self.socket_url())
+    }
+}
+
+/// `http://` or `ws://` to a host other than this machine: anyone on the path reads the token
+/// and every task's secrets. Loopback (the devserver, an SSH tunnel) is fine.
+pub fn is_insecure_transport(url: &str) -> bool {
+    let scheme = url
+        .trim()
+        .split_once("://")
+        .map(|(s, _)| s.to_ascii_lowercase());
+    matches!(scheme.as_deref(), Some("http" | "ws")) && !crate::rest::is_loopback(url.trim())
 }
 
 /// Timings of the connection. Defaults follow protocol.md §10; tests shorten them.
@@ -114,6 +131,14 @@ pub struct TaskConfig {
     pub allow_stdio_mcp: bool,
     /// Largest attachment a task may download.
     pub max_attachment_bytes: u64,
+    /// Tasks that may wait for a slot; more fail at once with a "queue is full" message.
+    pub max_queued: usize,
+    /// How long a task's secrets stay masked in logs after the task ended (late log lines about
+    /// it). The device token's stay for the life of the process.
+    pub secret_forget_delay: Duration,
+    /// A task's private state (and the scratch folder the device made for it) is removed when
+    /// it was last used this long ago.
+    pub task_retention: Duration,
 }
 
 impl TaskConfig {
@@ -151,6 +176,35 @@ impl Default for TaskConfig {
             git_clone_timeout: Duration::from_secs(600),
             allow_stdio_mcp: false,
             max_attachment_bytes: DEFAULT_MAX_ATTACHMENT_MB * 1_000_000,
+            max_queued: DEFAULT_MAX_QUEUED,
+            secret_forget_delay: Duration::from_secs(10 * 60),
+            task_retention: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_text_to_another_machine_is_insecure() {
+        for url in [
+            "http://wegent.example.com",
+            "ws://10.0.0.5:8000/",
+            "HTTP://192.168.1.2",
+        ] {
+            assert!(is_insecure_transport(url), "{url}");
+        }
+        for url in [
+            "https://wegent.example.com",
+            "wss://h",
+            "http://127.0.0.1:8000",
+            "ws://localhost:9",
+            "http://[::1]:8000",
+            "not a url",
+        ] {
+            assert!(!is_insecure_transport(url), "{url}");
         }
     }
 }

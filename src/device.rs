@@ -70,7 +70,15 @@ pub fn start_with_tasks(
         token_expires_at: token.as_ref().and_then(Token::expires_at),
         is_default: None,
         last_error: None,
+        insecure_transport: config.insecure_transport(),
     };
+    if initial.insecure_transport {
+        tracing::warn!(
+            server = %config.backend_url,
+            socket = %config.socket_url(),
+            "the server is reached without encryption (http:// or ws:// to another machine): the token and task secrets can be read on the network; use https://"
+        );
+    }
     let (status_tx, status_rx) = watch::channel(initial);
     let status_tx = Arc::new(status_tx);
     let (command_tx, command_rx) = mpsc::channel(16);

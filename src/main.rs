@@ -35,7 +35,10 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::execute(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", wegent_executor::redact::redact(&e.message));
+            let message = wegent_executor::redact::redact(&e.message);
+            // Error messages may quote the server.
+            let message = wegent_executor::cli::render::terminal_safe(&message);
+            eprintln!("error: {message}");
             ExitCode::from(e.code)
         }
     }

@@ -18,6 +18,8 @@
 //! allow_stdio_mcp = false                      # may tasks start their stdio MCP servers?
 //! max_attachment_mb = 100                      # largest attachment a task downloads
 //! log_level = "info"                           # or RUST_LOG-style directives
+//! max_queued_tasks = 100                       # tasks waiting for a slot; more fail at once
+//! task_retention_days = 7                      # a task's private state is removed after this
 //! ```
 //!
 //! The token is never read from the config file: flag, environment, or the OS keychain only
@@ -125,6 +127,8 @@ pub struct FileConfig {
     pub allow_stdio_mcp: Option<bool>,
     pub max_attachment_mb: Option<u64>,
     pub log_level: Option<String>,
+    pub max_queued_tasks: Option<usize>,
+    pub task_retention_days: Option<u64>,
 }
 
 /// Values given as command-line flags.
@@ -192,6 +196,8 @@ pub struct Settings {
     pub allow_stdio_mcp: Sourced<bool>,
     pub max_attachment_bytes: Sourced<u64>,
     pub log_level: Option<Sourced<String>>,
+    pub max_queued: Sourced<usize>,
+    pub task_retention: Sourced<Duration>,
     pub keychain_enabled: bool,
 }
 
@@ -337,6 +343,22 @@ pub fn resolve(
         Some(mb) => sourced(mb.saturating_mul(1_000_000), Source::File),
         None => sourced(TaskConfig::default().max_attachment_bytes, Source::Default),
     };
+    let max_queued = match f.max_queued_tasks {
+        Some(n) => sourced(n, Source::File),
+        None => sourced(TaskConfig::default().max_queued, Source::Default),
+    };
+    let task_retention = match f.task_retention_days {
+        Some(0) => {
+            return Err(bad(
+                "task_retention_days",
+                "0",
+                Source::File,
+                "must be at least 1 day",
+            ))
+        }
+        Some(days) => sourced(Duration::from_secs(days * 86_400), Source::File),
+        None => sourced(TaskConfig::default().task_retention, Source::Default),
+    };
 
     Ok(Settings {
         config_file_found: file.is_some(),
@@ -356,6 +378,8 @@ pub fn resolve(
         allow_stdio_mcp,
         max_attachment_bytes,
         log_level: pick_str(&flags.log_level, None, &f.log_level),
+        max_queued,
+        task_retention,
         keychain_enabled,
     })
 }
@@ -404,6 +428,8 @@ impl Settings {
                 git_clone_timeout: self.git_clone_timeout.value,
                 allow_stdio_mcp: self.allow_stdio_mcp.value,
                 max_attachment_bytes: self.max_attachment_bytes.value,
+                max_queued: self.max_queued.value,
+                task_retention: self.task_retention.value,
                 ..TaskConfig::default()
             },
         })

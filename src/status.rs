@@ -49,11 +49,18 @@ pub struct Slots {
     pub max: u8,
     pub running: Vec<RunningTask>,
     pub queued: usize,
+    /// Tasks that may wait; a new one beyond this fails at once.
+    pub max_queued: usize,
 }
 
 impl Slots {
     pub fn used(&self) -> usize {
         self.running.len()
+    }
+
+    /// No new task can wait: the next one that finds every slot busy fails at once.
+    pub fn queue_full(&self) -> bool {
+        self.queued >= self.max_queued
     }
 }
 
@@ -74,6 +81,9 @@ pub struct DeviceStatus {
     pub is_default: Option<bool>,
     /// The last error of a user-requested action (set default, …), in words.
     pub last_error: Option<String>,
+    /// The server is reached over `http://`/`ws://` on another machine: the token and task
+    /// secrets cross the network unencrypted.
+    pub insecure_transport: bool,
 }
 
 /// Something worth telling the user about once.

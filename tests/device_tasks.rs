@@ -862,3 +862,156 @@ async fn the_devservers_demo_model_answers_a_task_through_the_real_cli() {
     assert!(rig.mock.requests().is_empty(), "the test mock was not used");
     rig.shutdown().await;
 }
+
+/// The server's `error` event for `task_id`: its `data` (`{code, message}`) and where it is in
+/// the log.
+async fn error_event(rig: &Rig, task_id: i64) -> (usize, Value) {
+    rig.log
+        .wait_for(&format!("an error event of task {task_id}"), |events| {
+            events.iter().enumerate().find_map(|(i, e)| match e {
+                ServerEvent::Responses { name, payload, .. }
+                    if name == "error" && payload["task_id"] == task_id =>
+                {
+                    Some((i, payload["data"].clone()))
+                }
+                _ => None,
+            })
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_with_100k_key_entries_fails_at_once_and_heartbeats_stay_acked() {
+    let rig = Rig::start(Script::Text("ok".into()), Rig::tasks()).await;
+    let env: serde_json::Map<String, Value> = (0..100_000)
+        .map(|i| {
+            (
+                format!("X{i}_API_KEY"),
+                json!(format!("hostile-key-{i:08}")),
+            )
+        })
+        .collect();
+    let task_id = 990_001;
+    let payload = json!({
+        "task_id": task_id, "subtask_id": 990_002, "message_id": 990_003,
+        "prompt": "hi", "model_config": {"env": env},
+    });
+    assert_eq!(
+        rig.server
+            .emit_to_device(DEVICE_ID, "task:execute", &payload),
+        1
+    );
+    drop(payload);
+
+    let (at, error) = error_event(&rig, task_id).await;
+    assert_eq!(error["code"], "invalid_task", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("100000 environment entries") && message.contains("at most 1000"),
+        "{message}"
+    );
+    // Heartbeats after it are still accepted on the same connection.
+    rig.log
+        .wait_for(
+            "two accepted heartbeats after the hostile payload",
+            |events| {
+                let accepted = events[at..]
+                    .iter()
+                    .filter(|e| {
+                        matches!(e, ServerEvent::Heartbeat { device_id: Some(d), ack, .. }
+                        if d == DEVICE_ID && *ack == json!({"success": true}))
+                    })
+                    .count();
+                (accepted >= 2).then_some(())
+            },
+        )
+        .await;
+    assert_eq!(rig.server.register_count(DEVICE_ID), 1, "never reconnected");
+    // And the device still runs tasks.
+    let (next, _) = rig.dispatch("still there?").await;
+    assert_eq!(rig.terminal(next).await.status, TaskStatus::Completed);
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_queue_cap_a_task_fails_at_once_saying_the_queue_is_full() {
+    let tasks = TaskConfig {
+        max_slots: 1,
+        max_queued: 1,
+        ..Rig::tasks()
+    };
+    let mut rig = Rig::start(
+        Script::Slow {
+            chunks: 40,
+            interval: Duration::from_millis(100),
+        },
+        tasks,
+    )
+    .await;
+    let (running, _) = rig.dispatch("runs").await;
+    rig.deltas_received(running, 1).await;
+    let (waiting, _) = rig.dispatch("waits").await;
+    rig.log
+        .wait_for("a heartbeat with 1 queued", |events| {
+            events.iter().find_map(|e| match e {
+                ServerEvent::Heartbeat { payload, .. }
+                    if payload["runtime_capacity"]["queued"] == 1 =>
+                {
+                    Some(())
+                }
+                _ => None,
+            })
+        })
+        .await;
+    let (refused, _) = rig.dispatch("one too many").await;
+
+    let outcome = rig.terminal(refused).await;
+    assert_eq!(outcome.status, TaskStatus::Failed);
+    let message = outcome.error_message.unwrap_or_default();
+    assert!(
+        message.contains("this device's queue is full (1 task waiting)"),
+        "{message}"
+    );
+    rig.device_event("the refused task's failure", |e| {
+        matches!(e, DeviceEvent::TaskFailed { task_id, reason, .. }
+            if *task_id == refused && reason.contains("queue is full"))
+    })
+    .await;
+    // The others are untouched and finish.
+    for task_id in [running, waiting] {
+        assert_eq!(rig.terminal(task_id).await.status, TaskStatus::Completed);
+    }
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tasks_secrets_are_forgotten_some_time_after_it_ends() {
+    const KEY: &str = "sk-forget-after-the-task-4b1e";
+    let tasks = TaskConfig {
+        secret_forget_delay: Duration::from_secs(3),
+        ..Rig::tasks()
+    };
+    let rig = Rig::start_with(Script::Text("done".into()), tasks, |cfg| {
+        cfg.model.api_key = KEY.into();
+    })
+    .await;
+    let (task_id, _) = rig.dispatch("say hello").await;
+    assert_eq!(rig.terminal(task_id).await.status, TaskStatus::Completed);
+    assert!(
+        wegent_executor::redact::is_registered(KEY),
+        "still masked right after the task"
+    );
+    tokio::time::timeout(WAIT, async {
+        while wegent_executor::redact::is_registered(KEY) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the key is forgotten after the delay");
+    assert_eq!(
+        wegent_executor::redact::redact(KEY),
+        KEY,
+        "no longer masked"
+    );
+    rig.shutdown().await;
+}

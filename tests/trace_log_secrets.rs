@@ -6,7 +6,6 @@
 #![cfg(unix)]
 
 #[path = "support/task_harness.rs"]
-#[allow(dead_code)]
 mod task_harness;
 
 use std::process::Stdio;

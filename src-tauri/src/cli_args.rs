@@ -31,6 +31,19 @@ Usage: wegent-device [--demo] [--minimized] [--show]
 Configuration is shared with the `wegent-executor` CLI (executor home, config.toml,
 WEGENT_BACKEND_URL); the token is kept in the OS keychain.";
 
+/// What may be logged about unknown arguments: flag names only (`--token=abc` → `--token`), a
+/// bare value as `<value>`. An argument may be a secret (a token pasted into an autostart entry).
+pub fn loggable(unknown: &[String]) -> Vec<String> {
+    unknown
+        .iter()
+        .map(|arg| match arg.split_once('=') {
+            _ if !arg.starts_with('-') => "<value>".to_owned(),
+            Some((flag, _)) => format!("{flag}=<value>"),
+            None => arg.clone(),
+        })
+        .collect()
+}
+
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Args {
     let mut out = Args::default();
     for arg in args {
@@ -61,5 +74,19 @@ mod tests {
         assert_eq!(a.unknown, vec!["--bogus".to_string()]);
         assert!(p(&["-h"]).help);
         assert_eq!(p(&[]), Args::default());
+    }
+
+    #[test]
+    fn unknown_arguments_are_logged_without_their_values() {
+        let a = p(&[
+            "--token=wg-secret-123",
+            "wg-bare-secret-456",
+            "--bogus",
+            "-x",
+        ]);
+        assert_eq!(
+            loggable(&a.unknown),
+            ["--token=<value>", "<value>", "--bogus", "-x"]
+        );
     }
 }

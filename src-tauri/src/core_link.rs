@@ -35,11 +35,13 @@ pub fn idle_status(config: &Config) -> DeviceStatus {
             max: config.tasks.max_slots,
             running: Vec::new(),
             queued: 0,
+            max_queued: config.tasks.max_queued,
         },
         token_kind: None,
         token_expires_at: None,
         is_default: None,
         last_error: None,
+        insecure_transport: config.insecure_transport(),
     }
 }
 

@@ -20,6 +20,7 @@ pub mod shell;
 pub mod token_check;
 pub mod token_window;
 pub mod tray;
+pub mod window_commands;
 
 #[cfg(test)]
 mod test_support;

@@ -41,7 +41,10 @@ fn main() {
         }
     };
     if !args.unknown.is_empty() {
-        tracing::warn!(ignored = ?args.unknown, "unknown command-line arguments");
+        tracing::warn!(
+            ignored = ?cli_args::loggable(&args.unknown),
+            "unknown command-line arguments"
+        );
     }
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

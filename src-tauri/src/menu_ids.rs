@@ -4,6 +4,10 @@
 pub const HEADER: &str = "header";
 pub const DEVICE: &str = "device";
 pub const DETAIL: &str = "detail";
+/// "Queue full" line, while new tasks would fail at once.
+pub const QUEUE_FULL: &str = "queue_full";
+/// "Unencrypted connection" warning line.
+pub const INSECURE: &str = "insecure_transport";
 pub const TASKS: &str = "tasks";
 pub const NO_TASKS: &str = "tasks.none";
 /// Prefix of one running task's item: `task.<task_id>.<subtask_id>`.

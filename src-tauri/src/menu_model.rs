@@ -122,6 +122,7 @@ pub fn header(status: &DeviceStatus, shell: &ShellState, now: SystemTime) -> Str
             let used = slots.used();
             let queued = match slots.queued {
                 0 => String::new(),
+                n if slots.queue_full() => format!(" ({n} queued, full)"),
                 n => format!(" ({n} queued)"),
             };
             if used >= usize::from(slots.max) {
@@ -238,6 +239,20 @@ pub fn build(status: &DeviceStatus, shell: &ShellState, now: SystemTime) -> Menu
     entries.push(Entry::item(id::DEVICE, device, false));
     if let Some(text) = detail(status, shell, now) {
         entries.push(Entry::item(id::DETAIL, truncate(&text, 90), false));
+    }
+    if status.connection == Connection::Online && status.slots.queue_full() {
+        let text = format!(
+            "Queue full ({} waiting): new tasks fail until some finish",
+            status.slots.queued
+        );
+        entries.push(Entry::item(id::QUEUE_FULL, text, false));
+    }
+    if status.insecure_transport {
+        entries.push(Entry::item(
+            id::INSECURE,
+            "⚠️ Unencrypted connection (http://) to the server: use https://",
+            false,
+        ));
     }
     entries.push(Entry::Separator);
 

@@ -256,3 +256,42 @@ fn quit_asks_for_confirmation_only_with_running_tasks() {
         "Quit and cancel 2 running tasks? Click again to confirm"
     );
 }
+
+#[test]
+fn a_full_queue_is_said_in_the_header_and_a_line() {
+    let settings = AppSettings::default();
+    let sh = shell(&settings);
+    let mut full = status(Connection::Online, 5, 5);
+    full.slots.queued = 100;
+    full.slots.max_queued = 100;
+    let model = build(&full, &sh, at(2000));
+    assert_eq!(model.header, "🟡 Busy · 5/5 slots (100 queued, full)");
+    assert_eq!(
+        text_of(&model, id::QUEUE_FULL),
+        "Queue full (100 waiting): new tasks fail until some finish"
+    );
+    full.slots.queued = 99;
+    let model = build(&full, &sh, at(2000));
+    assert_eq!(model.header, "🟡 Busy · 5/5 slots (99 queued)");
+    assert!(model.find(id::QUEUE_FULL).is_none());
+}
+
+#[test]
+fn an_unencrypted_connection_is_shown_as_a_warning_line() {
+    let settings = AppSettings::default();
+    let sh = shell(&settings);
+    let mut s = status(Connection::Online, 5, 0);
+    assert!(build(&s, &sh, at(2000)).find(id::INSECURE).is_none());
+    s.insecure_transport = true;
+    let model = build(&s, &sh, at(2000));
+    assert!(
+        text_of(&model, id::INSECURE).contains("Unencrypted connection"),
+        "{model:?}"
+    );
+    // Also while offline: the token is sent on every reconnect attempt.
+    s.connection = Connection::Offline {
+        reason: "refused".into(),
+        retry_at: None,
+    };
+    assert!(build(&s, &sh, at(2000)).find(id::INSECURE).is_some());
+}

@@ -32,10 +32,12 @@ pub fn status(connection: Connection, max: u8, used: usize) -> DeviceStatus {
                 .map(|i| task(i as i64 + 1, &format!("Task {}", i + 1), at(1000)))
                 .collect(),
             queued: 0,
+            max_queued: 100,
         },
         token_kind: Some(TokenKind::Jwt),
         token_expires_at: Some(at(10_000_000)),
         is_default: Some(false),
         last_error: None,
+        insecure_transport: false,
     }
 }

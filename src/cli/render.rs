@@ -1,6 +1,7 @@
 //! Words for what the CLI prints: the device's state, events, the token, device lists. Pure
 //! functions of their inputs (and `now`), so every phrasing is unit-tested.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::identity::DeviceId;
@@ -27,6 +28,7 @@ pub fn status_line(status: &DeviceStatus, now: SystemTime) -> String {
             let word = if max > 0 && used >= max { "Busy" } else { "Online" };
             let queued = match slots.queued {
                 0 => String::new(),
+                n if slots.queue_full() => format!(" ({n} queued — queue full, new tasks fail)"),
                 n => format!(" ({n} queued)"),
             };
             let projects: Vec<&str> = slots
@@ -45,12 +47,17 @@ pub fn status_line(status: &DeviceStatus, now: SystemTime) -> String {
         Connection::Offline { reason, retry_at } => match retry_at {
             Some(at) => {
                 let wait = at.duration_since(now).unwrap_or_default();
-                format!("Offline — retrying in {}: {reason}", duration(round_up_secs(wait)))
+                format!(
+                    "Offline — retrying in {}: {}",
+                    duration(round_up_secs(wait)),
+                    terminal_safe(reason)
+                )
             }
-            None => format!("Offline: {reason}"),
+            None => format!("Offline: {}", terminal_safe(reason)),
         },
         Connection::TokenRejected { message } => format!(
-            "Token rejected by the server: {message} — get a new token (`wegent-executor login`, or a new API key) and start again"
+            "Token rejected by the server: {} — get a new token (`wegent-executor login`, or a new API key) and start again",
+            terminal_safe(message)
         ),
         Connection::Stopped => "Stopped".to_owned(),
     }
@@ -106,6 +113,13 @@ pub fn settings_report(settings: &Settings, id: &DeviceId, name: &str) -> Vec<St
             format!(
                 "{} ({})",
                 settings.max_slots.value, settings.max_slots.source
+            ),
+        ),
+        (
+            "Task queue",
+            format!(
+                "up to {} waiting ({}); more fail at once",
+                settings.max_queued.value, settings.max_queued.source
             ),
         ),
         (
@@ -175,8 +189,69 @@ pub fn labelled(label: &str, value: &str) -> String {
     format!("  {:<17}{value}", format!("{label}:"))
 }
 
+/// `text` (from the server: titles, names, error messages) without what a terminal would
+/// interpret: escape sequences (CSI, OSC, …) and control characters other than newline and tab.
+/// A title like `\x1b]52;c;…\x07` could otherwise set the clipboard, retitle the window or
+/// rewrite earlier lines.
+pub fn terminal_safe(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.contains(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            // ESC [ … final byte (CSI); ESC ] … BEL or ESC \ (OSC, and DCS/APC/PM/SOS alike);
+            // ESC and one more character otherwise.
+            '\u{1b}' => match chars.next() {
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if ('\u{40}'..='\u{7e}').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                Some(']' | 'P' | '_' | '^' | 'X') => skip_string(&mut chars),
+                _ => {}
+            },
+            '\u{9b}' => {
+                for c in chars.by_ref() {
+                    if ('\u{40}'..='\u{7e}').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            '\u{9d}' | '\u{90}' | '\u{9f}' | '\u{9e}' | '\u{98}' => skip_string(&mut chars),
+            c if unsafe_char(c) => {}
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Skips an escape string up to its terminator (BEL, ST, or ESC \\).
+fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{7}' | '\u{9c}' => return,
+            '\u{1b}' => {
+                if chars.peek() == Some(&'\\') {
+                    chars.next();
+                }
+                return;
+            }
+            _ => {}
+        }
+    }
+}
+
 /// One line for a task event.
 pub fn event_line(event: &DeviceEvent) -> String {
+    terminal_safe(&event_text(event)).into_owned()
+}
+
+fn event_text(event: &DeviceEvent) -> String {
     match event {
         DeviceEvent::TaskStarted { task_id, title } => format!("Task {task_id} started: {title}"),
         DeviceEvent::TaskCompleted { task_id, title } => {
@@ -254,7 +329,8 @@ pub fn device_row(d: &DeviceInfo, this_device: Option<&str>) -> String {
     };
     format!(
         "{star} {state}  {slots:<10}  {}  ({}){this}",
-        d.name, d.device_id
+        terminal_safe(&d.name),
+        terminal_safe(&d.device_id)
     )
 }
 
@@ -321,12 +397,47 @@ mod tests {
                 max: 5,
                 running: vec![task; running],
                 queued,
+                max_queued: 100,
             },
             token_kind: None,
             token_expires_at: None,
             is_default: None,
             last_error: None,
+            insecure_transport: false,
         }
+    }
+
+    #[test]
+    fn server_text_loses_terminal_escapes_but_keeps_newlines_and_tabs() {
+        let hostile = "fix \x1b[2J\x1b[1;31mbuild\x1b[0m\x1b]52;c;ZXZpbA==\x07 now\x1b]0;pwned\x1b\\\r\u{9b}31m\x08!\tok\nnext";
+        let event = DeviceEvent::TaskStarted {
+            task_id: 1,
+            title: hostile.into(),
+        };
+        assert_eq!(
+            event_line(&event),
+            "Task 1 started: fix build now!\tok\nnext"
+        );
+        assert!(matches!(terminal_safe("plain ünïcode"), Cow::Borrowed(_)));
+        let offline = Connection::Offline {
+            reason: "refused\x1b[8m".into(),
+            retry_at: None,
+        };
+        assert_eq!(
+            status_line(&status(offline, 0, 0), UNIX_EPOCH),
+            "Offline: refused"
+        );
+    }
+
+    #[test]
+    fn a_full_queue_is_said_so() {
+        let mut s = status(Connection::Online, 5, 100);
+        assert_eq!(
+            status_line(&s, UNIX_EPOCH),
+            "Busy · 5/5 slots (100 queued — queue full, new tasks fail)"
+        );
+        s.slots.queued = 99;
+        assert_eq!(status_line(&s, UNIX_EPOCH), "Busy · 5/5 slots (99 queued)");
     }
 
     #[test]

@@ -126,6 +126,7 @@ mod tests {
             max: 5,
             running: vec![running(282, 1), running(305, 2), running(282, 3)],
             queued: 1,
+            max_queued: 100,
         };
         let p = heartbeat_payload(&identity(), &slots);
         assert_eq!(p["running_task_ids"], json!([282, 305]));
@@ -142,6 +143,7 @@ mod tests {
             max: 0,
             running: vec![],
             queued: 0,
+            max_queued: 100,
         };
         assert_eq!(
             heartbeat_payload(&identity(), &slots)["runtime_capacity"]["limit"],

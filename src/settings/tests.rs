@@ -87,6 +87,8 @@ allow_remote_commands = false
 projects_dir = "/srv/projects"
 git_clone_timeout_secs = 120
 log_level = "debug"
+max_queued_tasks = 7
+task_retention_days = 2
 "#,
     );
     let s = run(&Overrides::default(), &[], Some(&f)).unwrap();
@@ -103,6 +105,8 @@ log_level = "debug"
     assert!(!c.tasks.allow_remote_commands);
     assert_eq!(c.tasks.projects_dir, Some(PathBuf::from("/srv/projects")));
     assert_eq!(c.tasks.git_clone_timeout, Duration::from_secs(120));
+    assert_eq!(c.tasks.max_queued, 7);
+    assert_eq!(c.tasks.task_retention, Duration::from_secs(2 * 86_400));
     assert_eq!(c.home, PathBuf::from("/h/.wegent-executor"));
     assert_eq!(s.log_level.unwrap().value, "debug");
 }

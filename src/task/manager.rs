@@ -14,14 +14,15 @@ use serde_json::Value;
 use tokio::sync::{broadcast, watch, Notify};
 
 use super::emitter::Emitter;
-use super::events::{self, Turn};
+use super::events::{self, ResponsesEvent, Turn};
 use super::extras::TaskExtras;
-use super::payload::{self, id_field, TaskRequest};
+use super::payload::{self, id_field, PayloadRefusal, TaskRequest};
 use super::runner::{self, RunContext};
 use super::workdir::{WorkDir, WorkDirError};
 use super::{command_rpc, slots, workspace};
 use crate::config::TaskConfig;
 use crate::outbox::Outbox;
+use crate::redact::{hold_secrets, SecretHold};
 use crate::session::TaskPort;
 use crate::status::{DeviceEvent, RunningTask, Slots};
 
@@ -49,7 +50,7 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
-    queue: VecDeque<TaskRequest>,
+    queue: VecDeque<Queued>,
     /// Keyed by subtask id, in start order for the slots view.
     running: Vec<Running>,
     finished: VecDeque<i64>,
@@ -59,6 +60,45 @@ struct State {
 struct Running {
     info: RunningTask,
     stop: watch::Sender<Option<String>>,
+    _secrets: SecretHold,
+}
+
+/// A turn waiting for a slot, with its claim on its secrets (released when it ends, however).
+struct Queued {
+    req: TaskRequest,
+    secrets: SecretHold,
+}
+
+/// Why a task ends at once without running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Refusal {
+    ShuttingDown,
+    QueueFull { waiting: usize },
+    Payload(PayloadRefusal),
+}
+
+impl Refusal {
+    fn event(&self) -> ResponsesEvent {
+        match self {
+            Self::ShuttingDown => events::error(
+                "device_unavailable",
+                &format!("{SHUTTING_DOWN}; send the message again once it is back online"),
+            ),
+            Self::QueueFull { waiting } => {
+                events::error("queue_full", &queue_full_message(*waiting))
+            }
+            Self::Payload(refusal) => events::error("invalid_task", &refusal.to_string()),
+        }
+    }
+}
+
+/// What the user reads when the queue is full.
+pub fn queue_full_message(waiting: usize) -> String {
+    let tasks = if waiting == 1 { "task" } else { "tasks" };
+    format!(
+        "this device's queue is full ({waiting} {tasks} waiting); wait for some to finish or \
+         cancel them, then send the message again (or raise `max_queued_tasks` in config.toml)"
+    )
 }
 
 impl TaskManager {
@@ -76,6 +116,7 @@ impl TaskManager {
             max,
             running: Vec::new(),
             queued: 0,
+            max_queued: config.max_queued,
         });
         Self {
             inner: Arc::new(Inner {
@@ -103,29 +144,54 @@ impl TaskManager {
         req.extras =
             TaskExtras::from_payload(&payload, &ctx.backend_url, ctx.config.allow_stdio_mcp);
         drop(payload);
-        for secret in req.secrets.iter().chain(&req.extras.secrets()) {
-            crate::redact::register_secret(secret);
-        }
+        // Before anything can log about the task (nothing before this point logs the payload).
+        let mut task_secrets = req.secrets.clone();
+        task_secrets.extend(req.extras.secrets());
+        let secrets = hold_secrets(&task_secrets, ctx.config.secret_forget_delay);
         let mut state = self.inner.lock();
-        if state.shutting_down {
-            drop(state);
-            self.emitter_for(&req).emit(events::error(
-                "device_unavailable",
-                &format!("{SHUTTING_DOWN}; send the message again once it is back online"),
-            ));
-            return;
-        }
         let known = state
             .running
             .iter()
             .any(|r| r.info.subtask_id == req.subtask_id)
-            || state.queue.iter().any(|q| q.subtask_id == req.subtask_id);
-        if known {
+            || state
+                .queue
+                .iter()
+                .any(|q| q.req.subtask_id == req.subtask_id);
+        if known && !state.shutting_down {
             tracing::warn!(
                 task_id = req.task_id,
                 subtask_id = req.subtask_id,
                 "duplicate task:execute ignored"
             );
+            return;
+        }
+        let max_queued = self.inner.ctx.config.max_queued;
+        // The task's own queued turns make way for this one (below), so they do not count.
+        let waiting_others = state
+            .queue
+            .iter()
+            .filter(|q| q.req.task_id != req.task_id)
+            .count();
+        let refusal = if state.shutting_down {
+            Some(Refusal::ShuttingDown)
+        } else if let Some(refusal) = req.refusal.clone() {
+            Some(Refusal::Payload(refusal))
+        } else if waiting_others >= max_queued {
+            Some(Refusal::QueueFull {
+                waiting: waiting_others,
+            })
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            drop(state);
+            tracing::warn!(
+                task_id = req.task_id,
+                subtask_id = req.subtask_id,
+                ?refusal,
+                "task refused"
+            );
+            self.emitter_for(&req).emit(refusal.event());
             return;
         }
         // A newer message of a task replaces its older turns (as Wegent's executor does): the
@@ -137,7 +203,7 @@ impl TaskManager {
             subtask_id = req.subtask_id,
             "task queued"
         );
-        state.queue.push_back(req);
+        state.queue.push_back(Queued { req, secrets });
         self.pump(&mut state);
         drop(state);
         for old in &superseded {
@@ -156,10 +222,12 @@ impl TaskManager {
             );
             running.stop.send_replace(Some(SUPERSEDED.to_owned()));
         }
-        let (dropped, kept): (Vec<_>, Vec<_>) =
-            state.queue.drain(..).partition(|q| q.task_id == task_id);
+        let (dropped, kept): (Vec<_>, Vec<_>) = state
+            .queue
+            .drain(..)
+            .partition(|q| q.req.task_id == task_id);
         state.queue = kept.into();
-        dropped
+        dropped.into_iter().map(|q| q.req).collect()
     }
 
     /// `task:cancel` `{task_id, subtask_id}` (subtask optional: then every turn of the task).
@@ -184,7 +252,7 @@ impl TaskManager {
 
     /// Cancel everything; when this returns every task's terminal event is in the outbox.
     pub async fn shutdown(&self) {
-        let queued: Vec<TaskRequest> = {
+        let queued: Vec<Queued> = {
             let mut state = self.inner.lock();
             state.shutting_down = true;
             for running in &state.running {
@@ -194,7 +262,7 @@ impl TaskManager {
             self.publish(&state);
             queued
         };
-        for req in queued {
+        for Queued { req, .. } in queued {
             self.emitter_for(&req)
                 .emit(self.turn_for(&req).incomplete("", SHUTTING_DOWN));
         }
@@ -219,7 +287,7 @@ impl TaskManager {
             let (dropped, kept): (Vec<_>, Vec<_>) = state
                 .queue
                 .drain(..)
-                .partition(|q| matches(q.task_id, q.subtask_id));
+                .partition(|q| matches(q.req.task_id, q.req.subtask_id));
             state.queue = kept.into();
             let mut stopped = 0;
             for r in state
@@ -240,7 +308,7 @@ impl TaskManager {
             running = stopped,
             "stopping task"
         );
-        for req in &dropped {
+        for Queued { req, .. } in &dropped {
             self.emitter_for(req)
                 .emit(self.turn_for(req).incomplete("", message));
         }
@@ -269,11 +337,11 @@ impl TaskManager {
         let max = usize::from(self.inner.slots.borrow().max);
         loop {
             let running_ids: Vec<i64> = state.running.iter().map(|r| r.info.task_id).collect();
-            let queued_ids: Vec<i64> = state.queue.iter().map(|q| q.task_id).collect();
+            let queued_ids: Vec<i64> = state.queue.iter().map(|q| q.req.task_id).collect();
             let Some(index) = slots::next_to_start(max, &running_ids, &queued_ids) else {
                 break;
             };
-            let Some(req) = state.queue.remove(index) else {
+            let Some(Queued { req, secrets }) = state.queue.remove(index) else {
                 break;
             };
             let (stop_tx, stop_rx) = watch::channel(None);
@@ -287,6 +355,7 @@ impl TaskManager {
                     project: workdir.as_ref().ok().and_then(WorkDir::display_name),
                 },
                 stop: stop_tx,
+                _secrets: secrets,
             });
             self.spawn_turn(req, workdir, stop_rx);
         }

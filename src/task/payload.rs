@@ -14,6 +14,10 @@ const PERMISSION_MODES: [&str; 4] = ["acceptEdits", "plan", "auto", "bypassPermi
 const DEFAULT_PERMISSION_MODE: &str = "bypassPermissions";
 /// Notification titles are short; longer titles are cut with an ellipsis.
 const TITLE_MAX_CHARS: usize = 60;
+/// Environment entries one payload may carry (agent, model and header entries together). Real
+/// payloads carry a few dozen; the bound keeps a hostile one from costing the device time and
+/// memory out of proportion.
+pub const MAX_ENV_ENTRIES: usize = 1_000;
 
 /// What the device needs from a `task:execute`.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +47,15 @@ pub struct TaskRequest {
     /// Attachments, required skills, MCP servers: filled in by the manager on arrival (they
     /// need the device's backend URL).
     pub extras: TaskExtras,
+    /// Why this task cannot run although it has ids (it then fails at once).
+    pub refusal: Option<PayloadRefusal>,
+}
+
+/// A payload with ids that the device refuses to run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadRefusal {
+    #[error("this task carries {count} environment entries (agent env, model config and headers); a device accepts at most {max}. Remove unused entries from the bot's or model's configuration and send the message again")]
+    TooManyEnvEntries { count: usize, max: usize },
 }
 
 /// Why a payload cannot become a task.
@@ -83,7 +96,17 @@ pub fn parse(payload: &Value) -> Result<TaskRequest, PayloadError> {
         .to_owned();
     let model_config = payload.get("model_config");
     let model_id = non_empty_str(model_config.and_then(|m| m.get("model_id")));
-    let (env, secrets) = child_env(payload, task_id);
+    let count = env_entry_count(payload);
+    let (env, secrets, refusal) = if count > MAX_ENV_ENTRIES {
+        let refusal = PayloadRefusal::TooManyEnvEntries {
+            count,
+            max: MAX_ENV_ENTRIES,
+        };
+        (Vec::new(), Vec::new(), Some(refusal))
+    } else {
+        let (env, secrets) = child_env(payload, task_id);
+        (env, secrets, None)
+    };
     Ok(TaskRequest {
         task_id,
         subtask_id,
@@ -105,7 +128,27 @@ pub fn parse(payload: &Value) -> Result<TaskRequest, PayloadError> {
         }),
         git_identity: git_identity(payload.get("user")),
         extras: TaskExtras::default(),
+        refusal,
     })
+}
+
+/// The entries [`child_env`] would read, counted without reading them.
+fn env_entry_count(payload: &Value) -> usize {
+    let len = |v: Option<&Value>| v.and_then(Value::as_object).map_or(0, |o| o.len());
+    let bots = payload
+        .get("bot")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|b| len(b.get("agent_config").and_then(|a| a.get("env"))))
+        .sum::<usize>();
+    let model = payload.get("model_config");
+    let model_strings = model
+        .and_then(Value::as_object)
+        .map_or(0, |m| m.values().filter(|v| v.is_string()).count());
+    bots + model_strings
+        + len(model.and_then(|m| m.get("env")))
+        + len(model.and_then(|m| m.get("default_headers")))
 }
 
 /// The workspace keys of §16.1. `""`, `null` and `0` all mean "none"; the git URL and branch
@@ -201,9 +244,43 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
 /// Names that look like credentials: their values are registered as secrets.
 fn is_secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
-    ["KEY", "TOKEN", "SECRET", "PASSWORD", "AUTHORIZATION"]
-        .iter()
-        .any(|w| upper.contains(w))
+    let contains = ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "COOKIE"];
+    let suffixes = ["_PASS", "_PWD", "_CREDENTIALS", "_CREDENTIAL"];
+    contains.iter().any(|w| upper.contains(w))
+        || suffixes.iter().any(|s| upper.ends_with(s))
+        || upper == "PASS"
+        || is_auth_name(&upper)
+}
+
+/// `AUTH`, `OAUTH_…`, `AUTHORIZATION`, `PROXY_AUTH`, but not `GIT_AUTHOR_NAME`.
+fn is_auth_name(upper: &str) -> bool {
+    upper.match_indices("AUTH").any(|(i, _)| {
+        let rest = &upper[i + 4..];
+        !rest.starts_with("OR") || rest.starts_with("ORIZ")
+    })
+}
+
+/// Credentials written into URLs in `value` (`scheme://user:PASSWORD@host`, or a token given as
+/// the user, `https://TOKEN@host`), wherever they appear in it.
+pub fn url_credentials(value: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    for (start, _) in value.match_indices("://") {
+        let rest = &value[start + 3..];
+        let end = rest
+            .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace())
+            .unwrap_or(rest.len());
+        let authority = &rest[..end];
+        let Some(at) = authority.rfind('@') else {
+            continue;
+        };
+        let userinfo = &authority[..at];
+        match userinfo.split_once(':') {
+            Some((_, password)) => found.push(password),
+            None => found.push(userinfo),
+        }
+    }
+    found.retain(|s| !s.is_empty());
+    found
 }
 
 fn is_upper_env_name(name: &str) -> bool {
@@ -234,6 +311,8 @@ impl EnvBuilder {
         if is_secret_name(name) && !value.trim().is_empty() {
             self.secrets.push(value.to_owned());
         }
+        self.secrets
+            .extend(url_credentials(value).into_iter().map(str::to_owned));
         if super::child_env::is_dangerous_name(name) {
             // Name only: the value may be a secret or an attack, and neither belongs in a log.
             tracing::warn!(
@@ -297,8 +376,16 @@ fn child_env(payload: &Value, task_id: i64) -> (Vec<(String, String)>, Vec<Strin
             env.set_if_unset(&format!("ANTHROPIC_DEFAULT_{tier}_MODEL"), &model_id);
         }
     }
-    if let Some(headers) = custom_headers(model.and_then(|m| m.get("default_headers"))) {
+    let default_headers = model.and_then(|m| m.get("default_headers"));
+    if let Some(headers) = custom_headers(default_headers) {
         env.set_if_unset("ANTHROPIC_CUSTOM_HEADERS", &headers);
+    }
+    // Header values often hold `Authorization: Bearer …`: the value and its credential alone.
+    for value in header_values(default_headers) {
+        env.secrets.push(value.to_owned());
+        if let Some((_scheme, credential)) = value.trim().rsplit_once(' ') {
+            env.secrets.push(credential.to_owned());
+        }
     }
     env.set("WEGENT_TASK_ID", &task_id.to_string());
     if let Some(token) = non_empty_str(payload.get("auth_token")) {
@@ -325,6 +412,9 @@ fn child_env(payload: &Value, task_id: i64) -> (Vec<(String, String)>, Vec<Strin
         secrets.extend(non_empty_str(payload.get(key)));
     }
     secrets.extend(non_empty_str(user.and_then(|u| u.get("git_token"))));
+    if let Some(git_url) = payload.get("git_url").and_then(Value::as_str) {
+        secrets.extend(url_credentials(git_url).into_iter().map(str::to_owned));
+    }
     secrets.sort();
     secrets.dedup();
     (env.vars, secrets)
@@ -335,6 +425,15 @@ fn child_env(payload: &Value, task_id: i64) -> (Vec<(String, String)>, Vec<Strin
 pub fn anthropic_base_url(url: &str) -> String {
     let trimmed = url.trim().trim_end_matches('/');
     trimmed.strip_suffix("/v1").unwrap_or(trimmed).to_owned()
+}
+
+fn header_values(headers: Option<&Value>) -> impl Iterator<Item = &str> {
+    headers
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(_, v)| v.as_str())
+        .filter(|v| !v.trim().is_empty())
 }
 
 /// `default_headers` as the CLI's `ANTHROPIC_CUSTOM_HEADERS` ("Name: value" lines).
@@ -455,6 +554,94 @@ mod tests {
             "prompt": [{"type": "input_text", "text": "\n  fix the build\nmore"}]}))
         .unwrap();
         assert_eq!(r.title, "fix the build");
+    }
+
+    #[test]
+    fn credential_like_names_are_secret_and_look_alikes_are_not() {
+        for name in [
+            "DB_PASS",
+            "SMTP_PWD",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "JAR_COOKIE",
+            "cookie_jar",
+            "OAUTH_CLIENT",
+            "PROXY_AUTH",
+            "AUTHORIZATION",
+            "Auth",
+            "api_key",
+            "GITHUB_TOKEN",
+            "MYSQL_PASSWORD",
+            "PASS",
+        ] {
+            assert!(is_secret_name(name), "{name}");
+        }
+        for name in [
+            "GIT_AUTHOR_NAME",
+            "PWD",
+            "OLDPWD",
+            "PASSENGER",
+            "PATH",
+            "HOME",
+        ] {
+            assert!(!is_secret_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn default_header_values_are_secret() {
+        let r = parse(&json!({"task_id": 1, "subtask_id": 2, "model_config": {
+            "default_headers": {"Authorization": "Bearer hdr-bearer-token-123", "x-api": "hdr-plain-value"}}}))
+        .unwrap();
+        for s in [
+            "Bearer hdr-bearer-token-123",
+            "hdr-bearer-token-123",
+            "hdr-plain-value",
+        ] {
+            assert!(r.secrets.iter().any(|x| x == s), "{s} in {:?}", r.secrets);
+        }
+    }
+
+    #[test]
+    fn passwords_in_url_userinfo_are_secret_anywhere_in_a_value() {
+        assert_eq!(
+            url_credentials("mirror=https://bob:url-pass-123@git.example.com/x.git, other"),
+            vec!["url-pass-123"]
+        );
+        assert_eq!(
+            url_credentials("https://ghp_tokenAsUser@github.com/a/b"),
+            vec!["ghp_tokenAsUser"]
+        );
+        assert!(url_credentials("https://example.com/a@b").is_empty());
+        let r = parse(&json!({"task_id": 1, "subtask_id": 2,
+            "git_url": "https://x-access-token:git-url-token-9@github.com/o/r.git",
+            "model_config": {"env": {"PIP_INDEX_URL": "https://me:pip-pass-456@pypi.example/simple"}}}))
+        .unwrap();
+        for s in ["git-url-token-9", "pip-pass-456"] {
+            assert!(r.secrets.iter().any(|x| x == s), "{s} in {:?}", r.secrets);
+        }
+    }
+
+    #[test]
+    fn a_payload_with_too_many_env_entries_is_refused_with_its_ids() {
+        let env: serde_json::Map<String, Value> = (0..=MAX_ENV_ENTRIES)
+            .map(|i| (format!("X{i}_KEY"), json!(format!("value-{i:06}"))))
+            .collect();
+        let r =
+            parse(&json!({"task_id": 5, "subtask_id": 6, "model_config": {"env": env}})).unwrap();
+        assert_eq!((r.task_id, r.subtask_id), (5, 6));
+        assert_eq!(
+            r.refusal,
+            Some(PayloadRefusal::TooManyEnvEntries {
+                count: MAX_ENV_ENTRIES + 1,
+                max: MAX_ENV_ENTRIES
+            })
+        );
+        assert!(r.env.is_empty() && r.secrets.is_empty());
+        let message = r.refusal.unwrap().to_string();
+        assert!(
+            message.contains("1001") && message.contains("at most 1000"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -261,6 +261,7 @@ impl FakeTasks {
             max: LIMIT,
             running: Vec::new(),
             queued: 0,
+            max_queued: 100,
         });
         Self {
             slots,
