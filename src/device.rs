@@ -198,5 +198,6 @@ pub fn start(config: Config, token: Option<Token>) -> DeviceHandle {
         outbox.clone(),
         events.clone(),
     );
+    tasks.start_retention_sweeper();
     start_with_tasks(config, token, Arc::new(tasks), outbox, events)
 }

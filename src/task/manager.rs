@@ -3,12 +3,12 @@
 //! Never blocks on the network: every event goes to the outbox, which the session drains when it
 //! is online. All state sits behind one mutex, held only for bookkeeping (never across `.await`).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use tokio::sync::{broadcast, watch, Notify};
@@ -19,7 +19,7 @@ use super::extras::TaskExtras;
 use super::payload::{self, id_field, PayloadRefusal, TaskRequest};
 use super::runner::{self, RunContext};
 use super::workdir::{WorkDir, WorkDirError};
-use super::{command_rpc, slots, workspace};
+use super::{cleanup, command_rpc, slots, workspace};
 use crate::config::TaskConfig;
 use crate::outbox::Outbox;
 use crate::redact::{hold_secrets, SecretHold};
@@ -27,6 +27,8 @@ use crate::session::TaskPort;
 use crate::status::{DeviceEvent, RunningTask, Slots};
 
 const CANCELLED: &str = "Task cancelled";
+/// How often expired tasks' folders are looked for (one small file read per task).
+const SWEEP_INTERVAL: Duration = Duration::from_secs(60 * 60);
 const SESSION_CLOSED: &str = "Task session closed";
 const SHUTTING_DOWN: &str = "The device is shutting down";
 const SUPERSEDED: &str = "Stopped: a newer message arrived in this task";
@@ -55,6 +57,8 @@ struct State {
     running: Vec<Running>,
     finished: VecDeque<i64>,
     shutting_down: bool,
+    /// Tasks closed by the server whose folders go once their last turn has stopped.
+    closing: HashSet<i64>,
 }
 
 struct Running {
@@ -329,7 +333,66 @@ impl TaskManager {
         }
         if forget_session {
             workspace::forget_sessions(&workspace::private_dir(&self.inner.ctx.home, task_id));
+            let mut state = self.inner.lock();
+            if state.running.iter().any(|r| r.info.task_id == task_id) {
+                // Removed when its last turn ends (`finish`): the CLI still has files open.
+                state.closing.insert(task_id);
+            } else {
+                drop(state);
+                self.remove_task_dirs(task_id);
+            }
         }
+    }
+
+    /// Remove a closed task's private state and the scratch dir the device made for it, off
+    /// the runtime's threads.
+    fn remove_task_dirs(&self, task_id: i64) {
+        let home = self.inner.ctx.home.clone();
+        let root = self.workspace_root();
+        tokio::task::spawn_blocking(move || match cleanup::remove_task(&home, &root, task_id) {
+            Ok(removed) => {
+                tracing::info!(task_id, private = removed.private, scratch = ?removed.scratch, "closed task's folders removed")
+            }
+            Err(e) => {
+                tracing::warn!(task_id, error = %e, "could not remove a closed task's folders")
+            }
+        });
+    }
+
+    fn workspace_root(&self) -> PathBuf {
+        let ctx = &self.inner.ctx;
+        crate::config::workspace_root(&ctx.config.projects_dir(&ctx.home))
+    }
+
+    /// Remove the folders of tasks unused for `task_retention`, now and every
+    /// [`SWEEP_INTERVAL`], while the manager lives. Needs a tokio runtime.
+    pub fn start_retention_sweeper(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                let Some(inner) = weak.upgrade() else { return };
+                let manager = TaskManager { inner };
+                let active: HashSet<i64> = {
+                    let state = manager.inner.lock();
+                    let running = state.running.iter().map(|r| r.info.task_id);
+                    running
+                        .chain(state.queue.iter().map(|q| q.req.task_id))
+                        .collect()
+                };
+                let (home, root) = (manager.inner.ctx.home.clone(), manager.workspace_root());
+                let retention = manager.inner.ctx.config.task_retention;
+                drop(manager);
+                let removed = tokio::task::spawn_blocking(move || {
+                    cleanup::sweep(&home, &root, retention, SystemTime::now(), &active)
+                })
+                .await
+                .unwrap_or_default();
+                if !removed.is_empty() {
+                    tracing::info!(tasks = ?removed, "removed the folders of tasks unused for the retention period");
+                }
+                tokio::time::sleep(SWEEP_INTERVAL).await;
+            }
+        });
     }
 
     /// Start queued turns while slots are free.
@@ -397,7 +460,15 @@ impl TaskManager {
 
     fn finish(&self, subtask_id: i64) {
         let mut state = self.inner.lock();
+        let task_id = state
+            .running
+            .iter()
+            .find(|r| r.info.subtask_id == subtask_id)
+            .map(|r| r.info.task_id);
         state.running.retain(|r| r.info.subtask_id != subtask_id);
+        let closed = task_id.filter(|&t| {
+            !state.running.iter().any(|r| r.info.task_id == t) && state.closing.remove(&t)
+        });
         if state.finished.len() == FINISHED_MEMORY {
             state.finished.pop_front();
         }
@@ -408,6 +479,9 @@ impl TaskManager {
             self.publish(&state);
         }
         drop(state);
+        if let Some(task_id) = closed {
+            self.remove_task_dirs(task_id);
+        }
         self.inner.idle.notify_waiters();
     }
 

@@ -12,13 +12,15 @@
 //! - [`orphans`]: children of a device that died, ended at the next start.
 //! - [`process`]: process groups and stopping them.
 //! - [`workdir`]: which directory a task runs in (pure) and making it exist; [`git`]: its
-//!   checkout; [`workspace`]: the task's private state; [`record`]: `task.json` for cleanup.
+//!   checkout; [`workspace`]: the task's private state; [`record`]: `task.json` for cleanup;
+//!   [`cleanup`]: removing a closed or expired task's folders.
 //! - [`extras`]: what a task brings besides its prompt (§16.6–16.7): [`mcp`] servers,
 //!   required [`skills`], [`attachments`]; [`fetch`]: their downloads.
 
 pub mod attachments;
 pub mod child_env;
 pub mod claude;
+pub mod cleanup;
 pub mod command_rpc;
 mod emitter;
 pub mod events;

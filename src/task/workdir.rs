@@ -209,14 +209,28 @@ pub async fn prepare(
     if dir.path.exists() && !dir.path.is_dir() {
         return Err(WorkDirError::NotADirectory(dir.path.clone()));
     }
+    let create = |path: &Path| -> Result<(), WorkDirError> {
+        // The device's own scratch dirs are the user's only; a project folder keeps the
+        // permissions the user gives it.
+        let made = match dir.kind {
+            WorkDirKind::Project => std::fs::create_dir_all(path),
+            WorkDirKind::Scratch | WorkDirKind::ScratchClone => {
+                super::workspace::create_private_dir(path)
+            }
+        };
+        made.map_err(|source| WorkDirError::Create {
+            path: path.to_owned(),
+            source,
+        })
+    };
     if let Some(source) = &dir.git {
+        if let (WorkDirKind::ScratchClone, Some(scratch)) = (dir.kind, dir.path.parent()) {
+            create(scratch)?;
+        }
         git::prepare_checkout(&dir.path, source, identity, git_timeout, stop).await?;
         return Ok(());
     }
-    std::fs::create_dir_all(&dir.path).map_err(|source| WorkDirError::Create {
-        path: dir.path.clone(),
-        source,
-    })
+    create(&dir.path)
 }
 
 #[cfg(test)]

@@ -51,10 +51,8 @@ impl TaskDirs {
     /// Create the private dir (0700) and its `claude/` and `tmp/`. The cwd is prepared
     /// separately ([`super::workdir::prepare`]).
     pub fn create_private(&self) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.private)?;
-        restrict(&self.private, 0o700);
-        for dir in [&self.claude_config, &self.tmp] {
-            std::fs::create_dir_all(dir)?;
+        for dir in [&self.private, &self.claude_config, &self.tmp] {
+            create_private_dir(dir)?;
         }
         Ok(())
     }
@@ -134,6 +132,23 @@ pub fn forget_sessions(private: &Path) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// `mkdir -p` whose new folders are the user's only (0700) from the moment they exist, whatever
+/// the umask (no window in which another user could open them); an existing one is tightened.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)?;
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(path)?;
+    restrict(path, 0o700);
+    Ok(())
 }
 
 /// Private files hold transcripts and secrets: the user's only.
