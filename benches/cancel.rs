@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use wegent_devserver::model_mock::{MockAnthropic, Script};
-use wegent_devserver::{DevServer, DevServerConfig, ServerEvent, TaskStatus};
+use wegent_devserver::{DevServer, DevServerConfig, ServerEvent, TaskStatus, Timings};
 
 use support::{accepted_heartbeat, summary};
 
@@ -57,7 +57,9 @@ async fn bench(runs: usize) -> Value {
     let mut cfg = DevServerConfig::for_tests();
     cfg.model.base_url = format!("{}/v1", mock.url);
     cfg.model.api_key = "sk-bench-cancel".into();
-    cfg.timings.cancel_wait = Duration::from_secs(20);
+    // The real timings: the binary heartbeats every 30 s, which the fast test timings (1.5 s
+    // online TTL) would take for a lost device and fail its task.
+    cfg.timings = Timings::wegent();
     let server = DevServer::start(cfg).await.unwrap();
     let token = server.demo_token().unwrap();
     let home = tempfile::tempdir().unwrap();

@@ -130,6 +130,18 @@ pub async fn hostile(rig: &CoreRig, base_url: &str) -> Value {
     // Watch the heartbeats for 8 s after the pushes (a fixed window: the figure is the rhythm
     // over it).
     tokio::time::sleep(Duration::from_secs(8)).await;
+    // A device that stopped heartbeating: how long until it beats again (bounded).
+    let mut from = rig.log.len();
+    let resumed = rig
+        .log
+        .next_from(
+            "a heartbeat after the window",
+            &mut from,
+            Duration::from_secs(60),
+            crate::rig::accepted_heartbeat,
+        )
+        .await
+        .is_ok();
     let events = rig.log.snapshot();
     // Heartbeats the server did not accept, in the window (e.g. a capacity it finds invalid).
     let refused_beats: Vec<String> = events[mark..]
@@ -154,8 +166,10 @@ pub async fn hostile(rig: &CoreRig, base_url: &str) -> Value {
     // From the last heartbeat before the pushes.
     let first = beats.iter().rposition(|t| *t < start).unwrap_or(0);
     beats.drain(..first);
-    // The window's end closes the last gap: a device that stopped heartbeating shows here.
-    beats.push(start + emitted_in + Duration::from_secs(8));
+    // Without a heartbeat since, the last gap runs to now (60 s after the window at most).
+    if !resumed {
+        beats.push(Instant::now());
+    }
     let max_gap = beats
         .windows(2)
         .map(|w| w[1] - w[0])
@@ -225,7 +239,7 @@ pub async fn hostile(rig: &CoreRig, base_url: &str) -> Value {
         "sockets_reached": sent,
         "emitted_in_ms": emitted_in.as_secs_f64() * 1e3,
         "heartbeat_interval_ms": rig.heartbeat.as_secs_f64() * 1e3,
-        "heartbeats_seen": beats.len() - 1,
+        "heartbeats_after_the_pushes": beats.iter().filter(|t| **t >= start).count(),
         "heartbeats_refused": refused_beats.len(),
         "first_refusal": refused_beats.first(),
         "max_heartbeat_gap_ms": max_gap.as_secs_f64() * 1e3,

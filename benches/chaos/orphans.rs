@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::process::Child;
 use wegent_devserver::model_mock::{MockAnthropic, Script};
-use wegent_devserver::{DevServer, DevServerConfig, RunningDevServer, ServerEvent};
+use wegent_devserver::{DevServer, DevServerConfig, RunningDevServer, ServerEvent, Timings};
 
 use crate::rig::{Recorder, USER, WAIT};
 use crate::support;
@@ -41,6 +41,9 @@ impl Executor {
         let mut cfg = DevServerConfig::for_tests();
         cfg.model.base_url = model_url.clone();
         cfg.model.api_key = "sk-chaos-binary".into();
+        // The real timings: the binary heartbeats every 30 s (the fast test timings would take
+        // it for lost after 1.5 s and fail its task).
+        cfg.timings = Timings::wegent();
         let server = DevServer::start(cfg)
             .await
             .map_err(|e| format!("devserver: {e}"))?;
