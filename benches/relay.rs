@@ -22,8 +22,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use wegent_executor::config::TaskConfig;
 use wegent_executor::outbox::Outbox;
+use wegent_executor::task::agent::claude::stream::StreamMapper;
 use wegent_executor::task::events::Turn;
-use wegent_executor::task::mapping::StreamMapper;
 
 const MODE_VAR: &str = "RELAY_BENCH_MODE";
 const THROUGHPUT_DELTAS: usize = 200_000;
@@ -290,9 +290,14 @@ fn cli_alone(claude: &std::path::Path, base_url: &str) -> (f64, f64) {
     let payload = task_harness::payload(1, 2, "say hello", base_url);
     let prompt_file = dir.path().join("system-prompt.md");
     std::fs::write(&prompt_file, payload["system_prompt"].as_str().unwrap()).unwrap();
-    // The device's own argument list (claude::args), so both sides run the same command.
+    // The device's own argument list (claude::launch::args), so both sides run the same command.
     let request = wegent_executor::task::payload::parse(&payload).unwrap();
-    let args = wegent_executor::task::claude::args(&request, None, Some(&prompt_file), None);
+    let args = wegent_executor::task::agent::claude::launch::args(
+        &request,
+        None,
+        Some(&prompt_file),
+        None,
+    );
     let started = Instant::now();
     let mut child = std::process::Command::new(claude)
         .args(&args)

@@ -2,7 +2,7 @@
 //! (`sio::codec::decode`, with the re-encode round trip of `fuzz/fuzz_targets/decode.rs`), the
 //! `task:execute` parser (`task::payload::parse`, on structurally mutated real payloads and on
 //! byte-mutated whole frames decoded first) and the CLI output mapping
-//! (`task::mapping::StreamMapper::feed`). Any panic is a failure; the input is kept.
+//! (`task::agent::claude::stream::StreamMapper::feed`). Any panic is a failure; the input is kept.
 //!
 //! Seeds: the real frames in `fuzz/seeds/decode/`, the captured payloads (`tests/fixtures/`,
 //! `devserver/assets/`, the §16 payloads of `tests/fixtures/task-execute/`), and stream-json
@@ -16,8 +16,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use wegent_executor::sio::codec::{decode, encode_ack, encode_event, Frame, SioPacket};
+use wegent_executor::task::agent::claude::stream::StreamMapper;
 use wegent_executor::task::events::Turn;
-use wegent_executor::task::mapping::StreamMapper;
 use wegent_executor::task::payload;
 
 /// Tokens that tend to reach deep into a JSON or Socket.IO parser.

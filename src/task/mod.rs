@@ -1,9 +1,10 @@
-//! Task execution: `task:execute` → slot → workspace → `claude` → Responses events in the outbox.
+//! Task execution: `task:execute` → slot → workspace → agent (`claude`) → Responses events in the
+//! outbox.
 //!
 //! - [`payload`]: lenient reading of `task:execute`.
 //! - [`slots`]: which queued task may start (pure).
-//! - [`mapping`] + [`events`]: stream-json lines → Responses events (pure).
-//! - [`claude`]: arguments, environment and stdin of the CLI (pure).
+//! - [`agent`]: which agent runs a task, the child-process turn they share, and each agent's
+//!   launch and output mapping ([`agent::claude`]); [`events`]: Responses events (pure).
 //! - [`runner`]: one turn's lifecycle; [`emitter`]: exactly one terminal event per turn.
 //! - [`manager`] (this module's [`TaskManager`]): queue, slots, cancel, shutdown.
 //! - [`command_rpc`]: `device:execute_command`; [`hook`]: the pre-execute hook.
@@ -17,9 +18,9 @@
 //! - [`extras`]: what a task brings besides its prompt (§16.6–16.7): [`mcp`] servers,
 //!   required [`skills`], [`attachments`]; [`fetch`]: their downloads.
 
+pub mod agent;
 pub mod attachments;
 pub mod child_env;
-pub mod claude;
 pub mod cleanup;
 pub mod command_rpc;
 mod emitter;
@@ -30,7 +31,6 @@ pub mod fit;
 pub mod git;
 pub mod hook;
 mod manager;
-pub mod mapping;
 pub mod mcp;
 pub mod orphans;
 pub mod payload;

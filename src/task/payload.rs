@@ -42,6 +42,9 @@ pub struct TaskRequest {
     pub workspace: WorkspaceRequest,
     /// `bot[0].id`, when it is a safe file-name part: the saved session is per bot.
     pub bot_id: Option<String>,
+    /// `bot[0].shell_type` (`bot.shell_type` when `bot` is an object), as sent: which agent runs
+    /// the task (see `agent::Agent::for_shell_type`).
+    pub shell_type: Option<String>,
     /// The user's git account, for the checkout's commit identity.
     pub git_identity: Option<GitIdentity>,
     /// Attachments, required skills, MCP servers: filled in by the manager on arrival (they
@@ -126,6 +129,7 @@ pub fn parse(payload: &Value) -> Result<TaskRequest, PayloadError> {
             id.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         }),
+        shell_type: shell_type(payload.get("bot")),
         git_identity: git_identity(payload.get("user")),
         extras: TaskExtras::default(),
         refusal,
@@ -149,6 +153,16 @@ fn env_entry_count(payload: &Value) -> usize {
     bots + model_strings
         + len(model.and_then(|m| m.get("env")))
         + len(model.and_then(|m| m.get("default_headers")))
+}
+
+/// Wegent's executor reads `bot[0].shell_type`, or `bot.shell_type` when `bot` is an object
+/// (codex-cli.md §A.1).
+fn shell_type(bot: Option<&Value>) -> Option<String> {
+    let bot = match bot? {
+        Value::Array(bots) => bots.first()?,
+        bot => bot,
+    };
+    non_empty_str(bot.get("shell_type"))
 }
 
 /// The workspace keys of §16.1. `""`, `null` and `0` all mean "none"; the git URL and branch
@@ -460,6 +474,30 @@ mod tests {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn shell_type_comes_from_the_first_bot_or_a_bot_object() {
+        let of = |payload: Value| parse(&payload).unwrap().shell_type;
+        let ids = json!({"task_id": 1, "subtask_id": 2});
+        let with = |bot: Value| {
+            let mut p = ids.clone();
+            p["bot"] = bot;
+            p
+        };
+        assert_eq!(
+            of(with(
+                json!([{"shell_type": " Codex "}, {"shell_type": "ClaudeCode"}])
+            ))
+            .as_deref(),
+            Some("Codex")
+        );
+        assert_eq!(
+            of(with(json!({"shell_type": "ClaudeCode"}))).as_deref(),
+            Some("ClaudeCode")
+        );
+        assert_eq!(of(with(json!([{"shell_type": ""}]))), None);
+        assert_eq!(of(ids), None);
     }
 
     #[test]

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use super::payload::TaskRequest;
-use super::workspace::TaskDirs;
+use crate::task::payload::TaskRequest;
+use crate::task::workspace::TaskDirs;
 
 pub const INSTALL_HINT: &str =
     "Install it with `npm install -g @anthropic-ai/claude-code` (needs Node.js), \
@@ -175,7 +175,7 @@ mod tests {
     use super::*;
 
     fn request() -> TaskRequest {
-        super::super::payload::parse(&json!({
+        crate::task::payload::parse(&json!({
             "task_id": 5, "subtask_id": 6, "prompt": "hi",
             "model_config": {"api_key": "sk-secret-999", "model_id": "claude-sonnet-4-5"},
         }))

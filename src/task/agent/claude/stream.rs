@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use super::events::{self, ResponsesEvent, ToolCall, Turn};
+use crate::task::events::{self, ResponsesEvent, ToolCall, Turn};
 
 /// Tool output shown in the chat is capped; the agent itself saw all of it.
 const TOOL_OUTPUT_MAX_CHARS: usize = 2_000;
@@ -194,7 +194,7 @@ impl StreamMapper {
             let Some((index, call)) = self.tools.remove(id) else {
                 continue;
             };
-            let output = super::payload::truncate_chars(
+            let output = crate::task::payload::truncate_chars(
                 &content_text(&block["content"]),
                 TOOL_OUTPUT_MAX_CHARS,
             );
