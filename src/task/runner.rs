@@ -82,6 +82,11 @@ async fn execute(
     stop: &mut StopSignal,
 ) -> ResponsesEvent {
     let turn = emitter.turn();
+    // Before any folder or clone: a bot this device cannot run costs nothing.
+    let agent = match Agent::for_shell_type(req.shell_type.as_deref()) {
+        Ok(agent) => agent,
+        Err(e) => return events::error(e.code(), &e.to_string()),
+    };
     let deadline = Instant::now() + ctx.config.task_timeout;
     let prepared = match workdir {
         Ok(workdir) => prepare_dirs(ctx, req, workdir, deadline, stop).await,
@@ -119,7 +124,7 @@ async fn execute(
             message = stopped(stop) => return turn.incomplete("", &message),
         }
     }
-    let terminal = match Agent::for_shell_type(req.shell_type.as_deref()) {
+    let terminal = match agent {
         Agent::ClaudeCode => claude::run(ctx, req, &prepared, &dirs, deadline, emitter, stop).await,
     };
     if req.workspace.standalone_chat_workspace {
