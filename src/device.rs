@@ -20,6 +20,9 @@ pub struct DeviceHandle {
     pub commands: mpsc::Sender<Command>,
     events: broadcast::Sender<DeviceEvent>,
     task: JoinHandle<()>,
+    /// Ends this process's children if it dies before the handle is dropped (see
+    /// [`crate::task::orphans::Sentinel`]).
+    _sentinel: Option<crate::task::orphans::Sentinel>,
 }
 
 impl DeviceHandle {
@@ -116,6 +119,7 @@ pub fn start_with_tasks(
         commands: command_tx,
         events,
         task,
+        _sentinel: None,
     }
 }
 
@@ -189,6 +193,9 @@ async fn route_commands(
 pub fn start(config: Config, token: Option<Token>) -> DeviceHandle {
     // Before any task runs: what a crashed previous run left behind still holds API keys.
     crate::task::orphans::reap_previous_run(&config.home);
+    // Before any task runs too: if this process is killed, its tools end with it, not at the
+    // next start.
+    let sentinel = crate::task::orphans::Sentinel::start();
     let outbox = Outbox::new(config.tasks.outbox_capacity);
     let (events, _) = broadcast::channel(64);
     let tasks = crate::task::TaskManager::new(
@@ -199,5 +206,8 @@ pub fn start(config: Config, token: Option<Token>) -> DeviceHandle {
         events.clone(),
     );
     tasks.start_retention_sweeper();
-    start_with_tasks(config, token, Arc::new(tasks), outbox, events)
+    DeviceHandle {
+        _sentinel: sentinel,
+        ..start_with_tasks(config, token, Arc::new(tasks), outbox, events)
+    }
 }

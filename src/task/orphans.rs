@@ -8,6 +8,9 @@
 //! start in `<home>/run/device`; if that process is gone, every process still carrying its
 //! marker is an orphan of it and is killed.
 //!
+//! Not to wait for that next start, a [`Sentinel`] watches the device process while it runs
+//! and ends its marked processes within about a second of its death.
+//!
 //! Linux only (`/proc/<pid>/environ`); macOS has no readable environment of other processes
 //! and no `PDEATHSIG`: there, children of a dead device are not ended (documented in README).
 //! Windows: see README (job objects).
@@ -148,6 +151,120 @@ fn kill_carrying(entries: &[String]) -> usize {
 #[cfg(not(target_os = "linux"))]
 fn kill_carrying(_entries: &[String]) -> usize {
     0
+}
+
+/// A small watcher process that ends this run's marked processes when the device process dies
+/// (Linux), so tools do not outlive a SIGKILLed device until its next start.
+///
+/// Why `/bin/sh` and a pipe: the watcher must not be our binary (the tray is another one, and
+/// either may be replaced on disk while running), and it must learn of the death without
+/// polling. It reads the pipe whose only write end this device process holds (close-on-exec, so
+/// no other child inherits it): the kernel closes that end whenever the process dies, SIGKILL
+/// included, and the read returns. The watcher runs in a session of its own (a Ctrl-C on the
+/// terminal or a kill of the device's group does not end it early), without [`MARKER`] (it
+/// would kill itself) and without the device's settings or token ([`super::child_env::scrub`]).
+///
+/// Dropping it (a clean stop of the device) closes the pipe too; the watcher then finds the
+/// device process still alive and exits without killing anything: other devices of the same
+/// process (tests) share the run marker.
+pub struct Sentinel {
+    pipe: Option<std::io::PipeWriter>,
+    watcher: Option<std::process::Child>,
+}
+
+/// The watcher, run as `sh -c SENTINEL_SCRIPT sentinel <run>`: wait for end of file on stdin;
+/// if the run (`<pid>-<start time>`) is gone (or a zombie) within about two seconds, SIGKILL
+/// every process whose environment holds `WEGENT_DEVICE_RUN=<run>` exactly (`grep -z -x -F`:
+/// NUL-separated entries, whole entry, no pattern characters: the rule of [`carries_all`]),
+/// sweeping again while a sweep finds any (tools that forked meanwhile). A pid is killed right
+/// after its environment matched: the window for pid reuse is a few microseconds.
+#[cfg(target_os = "linux")]
+const SENTINEL_SCRIPT: &str = r#"
+read -r _
+run=$1
+pid=${run%%-*}
+start=${run#*-}
+gone() {
+  { read -r stat < "/proc/$pid/stat"; } 2>/dev/null || return 0
+  set -- ${stat##*\)}
+  [ "$1" = Z ] || [ "$1" = X ] || [ "${20}" != "$start" ]
+}
+tries=0
+until gone; do
+  tries=$((tries + 1))
+  [ "$tries" -le 20 ] || exit 0
+  sleep 0.1
+done
+sweeps=0
+while [ "$sweeps" -lt 10 ]; do
+  sweeps=$((sweeps + 1))
+  found=$(grep -lsxzF -e "WEGENT_DEVICE_RUN=$run" /proc/[0-9]*/environ)
+  [ -n "$found" ] || exit 0
+  for file in $found; do
+    file=${file#/proc/}
+    kill -9 "${file%/environ}" 2>/dev/null
+  done
+done
+"#;
+
+impl Sentinel {
+    /// Start the watcher of this device process. `None` where there is none (not Linux) or it
+    /// could not start (logged): the next start still ends what a crash left.
+    pub fn start() -> Option<Sentinel> {
+        #[cfg(target_os = "linux")]
+        {
+            match Self::spawn() {
+                Ok(sentinel) => return Some(sentinel),
+                Err(e) => tracing::warn!(error = %e, "could not start the watcher that ends this device's tools if it is killed; they are ended at its next start"),
+            }
+        }
+        None
+    }
+
+    #[cfg(target_os = "linux")]
+    fn spawn() -> std::io::Result<Sentinel> {
+        use std::os::unix::process::CommandExt;
+
+        // Both ends close-on-exec; the read end becomes the watcher's stdin (dup2 clears the
+        // flag there only).
+        let (read, write) = std::io::pipe()?;
+        let mut cmd = std::process::Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(SENTINEL_SCRIPT)
+            .arg("wegent-device-sentinel")
+            .arg(current_run())
+            .env_clear()
+            .envs(super::child_env::scrub(std::env::vars_os()))
+            .current_dir("/")
+            .stdin(read)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: the closure runs between fork and exec and calls only setsid, which is
+        // async-signal-safe, allocating nothing.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let watcher = cmd.spawn()?;
+        Ok(Sentinel {
+            pipe: Some(write),
+            watcher: Some(watcher),
+        })
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        drop(self.pipe.take());
+        if let Some(mut watcher) = self.watcher.take() {
+            // It exits within about two seconds (the device lives on); reap it off this thread.
+            std::thread::spawn(move || watcher.wait());
+        }
+    }
 }
 
 #[cfg(test)]
