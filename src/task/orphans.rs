@@ -215,7 +215,9 @@ impl Sentinel {
         {
             match Self::spawn() {
                 Ok(sentinel) => return Some(sentinel),
-                Err(e) => tracing::warn!(error = %e, "could not start the watcher that ends this device's tools if it is killed; they are ended at its next start"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not start the watcher that ends this device's tools if it is killed; they are ended at its next start")
+                }
             }
         }
         None
@@ -223,38 +225,43 @@ impl Sentinel {
 
     #[cfg(target_os = "linux")]
     fn spawn() -> std::io::Result<Sentinel> {
-        use std::os::unix::process::CommandExt;
-
         // Both ends close-on-exec; the read end becomes the watcher's stdin (dup2 clears the
         // flag there only).
         let (read, write) = std::io::pipe()?;
-        let mut cmd = std::process::Command::new("/bin/sh");
-        cmd.arg("-c")
-            .arg(SENTINEL_SCRIPT)
-            .arg("wegent-device-sentinel")
-            .arg(current_run())
-            .env_clear()
-            .envs(super::child_env::scrub(std::env::vars_os()))
-            .current_dir("/")
-            .stdin(read)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        // SAFETY: the closure runs between fork and exec and calls only setsid, which is
-        // async-signal-safe, allocating nothing.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setsid() == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let watcher = cmd.spawn()?;
+        let watcher = watcher(&current_run()).stdin(read).spawn()?;
         Ok(Sentinel {
             pipe: Some(write),
             watcher: Some(watcher),
         })
     }
+}
+
+/// The watcher of run `run`, waiting on its stdin (which the caller sets).
+#[cfg(target_os = "linux")]
+fn watcher(run: &str) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(SENTINEL_SCRIPT)
+        .arg("wegent-device-sentinel")
+        .arg(run)
+        .env_clear()
+        .envs(super::child_env::scrub(std::env::vars_os()))
+        .current_dir("/")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: the closure runs between fork and exec and calls only setsid, which is
+    // async-signal-safe, allocating nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
 }
 
 impl Drop for Sentinel {
@@ -328,5 +335,50 @@ mod tests {
         );
         // Our own run is alive: a second start on the same home kills nothing.
         assert_eq!(reap_previous_run(home.path()), 0);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_sentinel_kills_exactly_the_marked_processes_of_a_dead_run_and_spares_a_live_one() {
+        let spawn = |run: &str| {
+            std::process::Command::new("sleep")
+                .arg("300")
+                .env(MARKER, run)
+                .spawn()
+                .unwrap()
+        };
+        let dead_run = "999999998-7";
+        let mut marked = spawn(dead_run);
+        let mut similar = spawn("999999998-70");
+        let mut alive_marked = spawn(&current_run());
+        // Stdin at end of file at once: as when the device process has died.
+        let watch = |run: &str| {
+            watcher(run)
+                .stdin(std::process::Stdio::null())
+                .status()
+                .unwrap()
+        };
+        assert!(watch(dead_run).success());
+        // The kill was sent before the watcher exited; its delivery is asynchronous.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let ended = loop {
+            match marked.try_wait().unwrap() {
+                Some(status) => break Some(status),
+                None if std::time::Instant::now() > deadline => break None,
+                None => std::thread::yield_now(),
+            }
+        };
+        let _ = marked.kill();
+        assert!(
+            ended.is_some_and(|s| s.code().is_none()),
+            "the marked process of the dead run was not killed: {ended:?}"
+        );
+        // This process lives: a clean stop of one device, nothing to end.
+        assert!(watch(&current_run()).success());
+        for child in [&mut similar, &mut alive_marked] {
+            assert!(child.try_wait().unwrap().is_none(), "left alone");
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
     }
 }
