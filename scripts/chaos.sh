@@ -3,7 +3,9 @@
 # payload parser, canary secrets, SIGKILL of the device, ack sizes, hostile payloads
 # (benches/chaos/). Prints a table and writes bench-results/chaos.json.
 #   ./scripts/chaos.sh           CI size: 100 drops, 10 restarts, 2 M fuzz inputs (~3 min)
-#   ./scripts/chaos.sh --long    300 drops, 30 restarts, 10 M fuzz inputs
+#   ./scripts/chaos.sh --long    300 drops, 30 restarts, 10 M fuzz inputs, hostile payloads
+#                                (also WEGENT_CHAOS_HOSTILE=1: they make the core spin today)
+# The run stops after WEGENT_CHAOS_BUDGET_SECS (default 900) whatever happens.
 # Exits non-zero only on a broken invariant (lost task, duplicate delta, panic, ...); a missed
 # figure is reported in the table and the JSON. Built with the bench profile, like bench.sh.
 set -euo pipefail
