@@ -89,9 +89,9 @@ fn main() {
         eprintln!("chaos: still running after {budget:?}; stopping (a section hangs)");
         std::process::exit(2);
     });
-    // (g) makes the core spin on the current main (minutes of CPU on the runtime's threads):
-    // only with --long or WEGENT_CHAOS_HOSTILE=1 until that is fixed.
-    let hostile = long || std::env::var("WEGENT_CHAOS_HOSTILE").is_ok_and(|v| v == "1");
+    // (g) runs unless WEGENT_CHAOS_HOSTILE=0 (it once made the core spin for minutes: a 1 MB
+    // header value as a redaction pattern; secrets are now bounded, see redact::MAX_SECRET_LEN).
+    let hostile = long || std::env::var("WEGENT_CHAOS_HOSTILE").map_or(true, |v| v != "0");
     let mut report = Report::default();
 
     // (c) first: pure CPU, no server.
@@ -214,7 +214,7 @@ async fn core_sections(report: &mut Report, drops: u64, restarts: u64, hostile: 
     if !hostile {
         report.check(
             "heartbeat under hostile payloads",
-            "skipped (--long or WEGENT_CHAOS_HOSTILE=1)".into(),
+            "skipped (WEGENT_CHAOS_HOSTILE=0)".into(),
             "late ≤ 1000 ms, 0 reconnects",
             false,
             false,
@@ -236,8 +236,16 @@ async fn core_sections(report: &mut Report, drops: u64, restarts: u64, hostile: 
         ),
         "late ≤ 1000 ms, 0 reconnects",
         late <= 1000.0 && reconnects == 0,
-        // trust-data bounds env entries and makes secret registration linear.
+        // The lateness is a figure (a loaded CI machine may miss it by a little).
         false,
+    );
+    // A reconnect means the session loop stalled past the server's patience: an invariant.
+    report.check(
+        "no reconnect under hostile payloads",
+        format!("{reconnects} reconnects"),
+        "0",
+        reconnects == 0,
+        true,
     );
     let next_task = hostile["next_normal_task_started_after_ms"].as_f64();
     report.check(
@@ -247,7 +255,7 @@ async fn core_sections(report: &mut Report, drops: u64, restarts: u64, hostile: 
         }),
         "starts",
         next_task.is_some(),
-        false,
+        true,
     );
     // The decodable hostile tasks (the flood and the huge strings) must each end with an answer
     // the server can settle on; the 5,000-deep one cannot be decoded and is skipped.
@@ -263,7 +271,7 @@ async fn core_sections(report: &mut Report, drops: u64, restarts: u64, hostile: 
         format!("{answered} of 2 with a terminal event"),
         "2",
         answered == 2,
-        false,
+        true,
     );
     report.sections.insert("hostile_payloads".into(), hostile);
     rig.shutdown().await;

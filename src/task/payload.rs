@@ -59,6 +59,8 @@ pub struct TaskRequest {
 pub enum PayloadRefusal {
     #[error("this task carries {count} environment entries (agent env, model config and headers); a device accepts at most {max}. Remove unused entries from the bot's or model's configuration and send the message again")]
     TooManyEnvEntries { count: usize, max: usize },
+    #[error("this task carries a credential value of {len} bytes (an API key, token or header in the agent env or model config); a device accepts at most {max}. Check the bot's and the model's configuration and send the message again")]
+    SecretTooLong { len: usize, max: usize },
 }
 
 /// Why a payload cannot become a task.
@@ -108,7 +110,16 @@ pub fn parse(payload: &Value) -> Result<TaskRequest, PayloadError> {
         (Vec::new(), Vec::new(), Some(refusal))
     } else {
         let (env, secrets) = child_env(payload, task_id);
-        (env, secrets, None)
+        let longest = secrets.iter().map(String::len).max().unwrap_or(0);
+        if longest > crate::redact::MAX_SECRET_LEN {
+            let refusal = PayloadRefusal::SecretTooLong {
+                len: longest,
+                max: crate::redact::MAX_SECRET_LEN,
+            };
+            (Vec::new(), Vec::new(), Some(refusal))
+        } else {
+            (env, secrets, None)
+        }
     };
     Ok(TaskRequest {
         task_id,
@@ -680,6 +691,22 @@ mod tests {
             message.contains("1001") && message.contains("at most 1000"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_payload_with_a_huge_credential_is_refused_before_anything_holds_it() {
+        let huge = "h".repeat(1_000_000);
+        let r = parse(&json!({"task_id": 5, "subtask_id": 6,
+            "model_config": {"default_headers": {"X-Huge": huge}}}))
+        .unwrap();
+        assert_eq!(
+            r.refusal,
+            Some(PayloadRefusal::SecretTooLong {
+                len: 1_000_000,
+                max: crate::redact::MAX_SECRET_LEN
+            })
+        );
+        assert!(r.env.is_empty() && r.secrets.is_empty());
     }
 
     #[test]
