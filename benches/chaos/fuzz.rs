@@ -259,14 +259,8 @@ fn payload_seeds() -> Vec<(String, Value)> {
         root.join("tests/fixtures/task-execute.sample.json"),
         root.join("devserver/assets/task-execute.sample.json"),
     ];
-    // The §16 payloads: the repository's copy, else the shared one.
-    let in_repo = root.join("tests/fixtures/task-execute");
-    let dir = if in_repo.is_dir() {
-        in_repo
-    } else {
-        Path::new("/work/shared/fixtures/task-execute").to_owned()
-    };
-    if let Ok(entries) = std::fs::read_dir(dir) {
+    // The §16 payloads captured from the real backend.
+    if let Ok(entries) = std::fs::read_dir(root.join("tests/fixtures/task-execute")) {
         files.extend(entries.filter_map(|e| Some(e.ok()?.path())));
     }
     files
