@@ -24,6 +24,7 @@
 
 #[path = "../tests/support/git_server.rs"]
 mod git_server;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -42,11 +43,7 @@ fn main() {
         eprintln!("the projects bench needs Linux (git daemon, /proc); skipped");
         return;
     }
-    let runs = std::env::var("WEGENT_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10usize)
-        .max(1);
+    let runs = support::env_number("WEGENT_BENCH_RUNS", 10).max(1) as usize;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -54,13 +51,7 @@ fn main() {
         .unwrap();
     let results = runtime.block_on(bench(runs));
     println!("{}", serde_json::to_string_pretty(&results).unwrap());
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-results");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("projects.json"),
-        serde_json::to_string_pretty(&results).unwrap(),
-    )
-    .unwrap();
+    support::write_results("projects.json", &results);
 }
 
 struct Bench {
@@ -234,11 +225,11 @@ async fn bench(runs: usize) -> Value {
         REPO_FILES,
         "the clone holds the repository"
     );
-    let plain = summary(&plain);
-    let clone = summary(&clone);
-    let reuse = summary(&reuse);
-    let local = summary(&local);
-    let follow_up = summary(&follow_up);
+    let plain = support::summary_ms(&plain);
+    let clone = support::summary_ms(&clone);
+    let reuse = support::summary_ms(&reuse);
+    let local = support::summary_ms(&local);
+    let follow_up = support::summary_ms(&follow_up);
     let over_plain =
         |case: &Value| round(case["p50"].as_f64().unwrap() - plain["p50"].as_f64().unwrap());
     json!({
@@ -265,19 +256,6 @@ fn base_payload() -> Value {
     p["prompt"] = "bench".into();
     p["model_config"]["base_url"] = "http://127.0.0.1:9/v1".into();
     p
-}
-
-fn summary(samples: &[f64]) -> Value {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let pick = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
-    json!({
-        "p50": round(pick(0.5)),
-        "p90": round(pick(0.9)),
-        "min": round(sorted[0]),
-        "max": round(sorted[sorted.len() - 1]),
-        "mean": round(sorted.iter().sum::<f64>() / sorted.len() as f64),
-    })
 }
 
 fn round(ms: f64) -> f64 {
