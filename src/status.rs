@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+use crate::task::agent::AgentKind;
 use crate::token::{Token, TokenKind};
 
 /// The connection to the Wegent backend, as a user would describe it.
@@ -37,6 +38,8 @@ pub struct RunningTask {
     pub task_id: i64,
     pub subtask_id: i64,
     pub title: String,
+    /// The coding agent running it (from the bot's shell type).
+    pub agent: AgentKind,
     pub started_at: SystemTime,
     /// The project folder's name (last component of the task's directory); `None` for the
     /// device's scratch dir of a task without a project.

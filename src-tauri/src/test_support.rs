@@ -14,6 +14,7 @@ pub fn task(id: i64, title: &str, started: SystemTime) -> RunningTask {
         task_id: id,
         subtask_id: id * 10,
         title: title.to_owned(),
+        agent: wegent_executor::task::agent::AgentKind::Claude,
         started_at: started,
         project: None,
     }

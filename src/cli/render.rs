@@ -385,6 +385,7 @@ mod tests {
             task_id: 1,
             subtask_id: 2,
             title: "t".into(),
+            agent: crate::task::agent::AgentKind::Claude,
             started_at: UNIX_EPOCH,
             project: None,
         };

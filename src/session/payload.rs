@@ -105,6 +105,7 @@ mod tests {
             task_id,
             subtask_id,
             title: "t".into(),
+            agent: crate::task::agent::AgentKind::Claude,
             started_at: SystemTime::UNIX_EPOCH,
             project: None,
         }

@@ -17,6 +17,7 @@ use crate::session::probe::{Probe, ProbeOutcome};
 use crate::session::{SessionCommand, TaskPort};
 use crate::sio::{self, CallError, Client, ConnectOptions, Inbound, SendError};
 use crate::status::{DeviceEvent, DeviceStatus};
+use crate::task::failure::TaskFailure;
 use crate::token::Token;
 
 pub const NAMESPACE: &str = "/local-executor";
@@ -368,6 +369,10 @@ fn too_large_replacement(event: &OutboundEvent, error: &SendError) -> Option<Out
         return None;
     }
     let p = &event.payload;
+    let failure = TaskFailure::ResultTooLarge {
+        size: *size,
+        limit: *limit,
+    };
     Some(OutboundEvent {
         name: "error".to_owned(),
         payload: json!({
@@ -377,8 +382,8 @@ fn too_large_replacement(event: &OutboundEvent, error: &SendError) -> Option<Out
             "message_id": p.get("message_id").cloned().unwrap_or(Value::Null),
             "data": {
                 "type": "error",
-                "code": "result_too_large",
-                "message": format!("The answer is {size} bytes, over the server's limit of {limit} bytes per message; it was streamed but could not be stored whole."),
+                "code": failure.code(),
+                "message": failure.to_string(),
             },
         }),
     })

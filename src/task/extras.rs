@@ -85,18 +85,6 @@ pub enum ExtrasError {
     Stopped(String),
 }
 
-impl ExtrasError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::Attachment(_) => "attachment_download_failed",
-            Self::Skill(_) => "skill_install_failed",
-            Self::Mcp(_) => "mcp_config_invalid",
-            Self::McpConfig { .. } => "workspace_error",
-            Self::Stopped(_) => "cancelled",
-        }
-    }
-}
-
 /// What the CLI launch needs from the extras.
 #[derive(Debug, Default)]
 pub struct Prepared {

@@ -14,9 +14,10 @@ use serde_json::Value;
 use tokio::sync::{broadcast, watch, Notify};
 
 use super::emitter::Emitter;
-use super::events::{self, ResponsesEvent, Turn};
+use super::events::{self, Turn};
 use super::extras::TaskExtras;
-use super::payload::{self, id_field, PayloadRefusal, TaskRequest};
+use super::failure::TaskFailure;
+use super::payload::{self, id_field, TaskRequest};
 use super::runner::{self, RunContext};
 use super::workdir::{WorkDir, WorkDirError};
 use super::{cleanup, command_rpc, slots, workspace};
@@ -71,38 +72,6 @@ struct Running {
 struct Queued {
     req: TaskRequest,
     secrets: SecretHold,
-}
-
-/// Why a task ends at once without running.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Refusal {
-    ShuttingDown,
-    QueueFull { waiting: usize },
-    Payload(PayloadRefusal),
-}
-
-impl Refusal {
-    fn event(&self) -> ResponsesEvent {
-        match self {
-            Self::ShuttingDown => events::error(
-                "device_unavailable",
-                &format!("{SHUTTING_DOWN}; send the message again once it is back online"),
-            ),
-            Self::QueueFull { waiting } => {
-                events::error("queue_full", &queue_full_message(*waiting))
-            }
-            Self::Payload(refusal) => events::error("invalid_task", &refusal.to_string()),
-        }
-    }
-}
-
-/// What the user reads when the queue is full.
-pub fn queue_full_message(waiting: usize) -> String {
-    let tasks = if waiting == 1 { "task" } else { "tasks" };
-    format!(
-        "this device's queue is full ({waiting} {tasks} waiting); wait for some to finish or \
-         cancel them, then send the message again (or raise `max_queued_tasks` in config.toml)"
-    )
 }
 
 impl TaskManager {
@@ -176,12 +145,13 @@ impl TaskManager {
             .iter()
             .filter(|q| q.req.task_id != req.task_id)
             .count();
+        // Why the task ends at once without running.
         let refusal = if state.shutting_down {
-            Some(Refusal::ShuttingDown)
+            Some(TaskFailure::ShuttingDown)
         } else if let Some(refusal) = req.refusal.clone() {
-            Some(Refusal::Payload(refusal))
+            Some(TaskFailure::InvalidTask(refusal))
         } else if waiting_others >= max_queued {
-            Some(Refusal::QueueFull {
+            Some(TaskFailure::QueueFull {
                 waiting: waiting_others,
             })
         } else {
@@ -192,7 +162,7 @@ impl TaskManager {
             tracing::warn!(
                 task_id = req.task_id,
                 subtask_id = req.subtask_id,
-                ?refusal,
+                code = refusal.code(),
                 "task refused"
             );
             self.emitter_for(&req).emit(refusal.event());
@@ -414,6 +384,7 @@ impl TaskManager {
                     task_id: req.task_id,
                     subtask_id: req.subtask_id,
                     title: req.title.clone(),
+                    agent: req.agent(),
                     started_at: SystemTime::now(),
                     project: workdir.as_ref().ok().and_then(WorkDir::display_name),
                 },
@@ -449,10 +420,7 @@ impl TaskManager {
                     panicked = e.is_panic(),
                     "task runner ended abnormally"
                 );
-                emitter.emit(events::error(
-                    "internal_error",
-                    "The device hit an internal error while running this task; please report it with the device log",
-                ));
+                emitter.emit(TaskFailure::Internal.event());
             }
             manager.finish(req.subtask_id);
         });

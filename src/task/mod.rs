@@ -5,6 +5,7 @@
 //! - [`slots`]: which queued task may start (pure).
 //! - [`agent`]: which agent runs a task, the child-process turn they share, and each agent's
 //!   launch and output mapping ([`agent::claude`]); [`events`]: Responses events (pure).
+//! - [`failure`]: every way a task fails, with the code the server receives.
 //! - [`runner`]: one turn's lifecycle; [`emitter`]: exactly one terminal event per turn.
 //! - [`manager`] (this module's [`TaskManager`]): queue, slots, cancel, shutdown.
 //! - [`command_rpc`]: `device:execute_command`; [`hook`]: the pre-execute hook.
@@ -26,6 +27,7 @@ pub mod command_rpc;
 mod emitter;
 pub mod events;
 pub mod extras;
+pub mod failure;
 mod fetch;
 pub mod fit;
 pub mod git;

@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 
+use super::agent::AgentKind;
 use super::extras::TaskExtras;
 use super::workdir::{GitIdentity, GitSource, WorkspaceRequest};
 
@@ -43,7 +44,7 @@ pub struct TaskRequest {
     /// `bot[0].id`, when it is a safe file-name part: the saved session is per bot.
     pub bot_id: Option<String>,
     /// `bot[0].shell_type` (`bot.shell_type` when `bot` is an object), as sent: which agent runs
-    /// the task (see `agent::Agent::for_shell_type`).
+    /// the task ([`TaskRequest::agent`]).
     pub shell_type: Option<String>,
     /// The user's git account, for the checkout's commit identity.
     pub git_identity: Option<GitIdentity>,
@@ -52,6 +53,13 @@ pub struct TaskRequest {
     pub extras: TaskExtras,
     /// Why this task cannot run although it has ids (it then fails at once).
     pub refusal: Option<PayloadRefusal>,
+}
+
+impl TaskRequest {
+    /// The agent the task's bot runs on.
+    pub fn agent(&self) -> AgentKind {
+        AgentKind::for_shell_type(self.shell_type.as_deref())
+    }
 }
 
 /// A payload with ids that the device refuses to run.

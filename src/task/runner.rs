@@ -9,17 +9,17 @@ use std::path::PathBuf;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::agent::{claude, Agent};
+use super::agent::{claude, AgentKind};
 use super::emitter::Emitter;
 use super::events::{self, ResponsesEvent};
 use super::extras;
+use super::failure::TaskFailure;
 use super::hook::{self, HookIds};
 use super::payload::TaskRequest;
 use super::record::TaskRecord;
 use super::workdir::{self, WorkDir, WorkDirError};
 use super::workspace::TaskDirs;
 use crate::config::TaskConfig;
-use crate::redact::redact;
 
 /// What every turn needs from the manager.
 pub struct RunContext {
@@ -83,10 +83,10 @@ async fn execute(
 ) -> ResponsesEvent {
     let turn = emitter.turn();
     // Before any folder or clone: a bot this device cannot run costs nothing.
-    let agent = match Agent::for_shell_type(req.shell_type.as_deref()) {
-        Ok(agent) => agent,
-        Err(e) => return events::error(e.code(), &e.to_string()),
-    };
+    let agent = req.agent();
+    if agent == AgentKind::Codex {
+        return TaskFailure::AgentNotSupported { agent }.event();
+    }
     let deadline = Instant::now() + ctx.config.task_timeout;
     let prepared = match workdir {
         Ok(workdir) => prepare_dirs(ctx, req, workdir, deadline, stop).await,
@@ -95,7 +95,7 @@ async fn execute(
     let dirs = match prepared {
         Ok(dirs) => dirs,
         Err(PrepareError::Stopped(message)) => return turn.incomplete("", &message),
-        Err(PrepareError::WorkDir(e)) => return events::error(e.code(), &e.to_string()),
+        Err(PrepareError::WorkDir(e)) => return TaskFailure::from(e).event(),
     };
     // After the checkout (§16.7: files first would make a fresh clone dir "not empty").
     let device = extras::Downloads {
@@ -107,7 +107,8 @@ async fn execute(
         match extras::prepare(&device, req.task_id, &req.prompt, &req.extras, &dirs, stop).await {
             Ok(prepared) => prepared,
             Err(extras::ExtrasError::Stopped(message)) => return turn.incomplete("", &message),
-            Err(e) => return events::error(e.code(), &redact(&e.to_string())),
+            // The emitter redacts the message (a download URL may carry a credential).
+            Err(e) => return TaskFailure::from(e).event(),
         };
     if let Some(hook_path) = &ctx.config.pre_execute_hook {
         let ids = HookIds {
@@ -118,14 +119,15 @@ async fn execute(
         tokio::select! {
             result = hook::run(hook_path, ids, deadline.saturating_duration_since(Instant::now())) => {
                 if let Err(message) = result {
-                    return events::error("hook_failed", &message);
+                    return TaskFailure::HookFailed(message).event();
                 }
             }
             message = stopped(stop) => return turn.incomplete("", &message),
         }
     }
     let terminal = match agent {
-        Agent::ClaudeCode => claude::run(ctx, req, &prepared, &dirs, deadline, emitter, stop).await,
+        AgentKind::Claude => claude::run(ctx, req, &prepared, &dirs, deadline, emitter, stop).await,
+        AgentKind::Codex => TaskFailure::AgentNotSupported { agent }.event(),
     };
     if req.workspace.standalone_chat_workspace {
         // The backend pins this folder for the chat's later turns (§16.5).

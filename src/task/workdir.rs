@@ -106,16 +106,6 @@ pub enum WorkDirError {
     Git(#[from] GitError),
 }
 
-impl WorkDirError {
-    /// The `error` event's code: git failures as Wegent reports them, the rest as ours.
-    pub fn code(&self) -> &'static str {
-        match self {
-            WorkDirError::Git(_) => "runtime_error",
-            _ => "workspace_error",
-        }
-    }
-}
-
 /// Choose the directory (§16.3). Pure: `root` is `W`, `user_home` expands `~`.
 pub fn resolve(
     req: &WorkspaceRequest,

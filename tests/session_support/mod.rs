@@ -291,6 +291,7 @@ impl TaskPort for FakeTasks {
                     task_id,
                     subtask_id,
                     title: format!("task {task_id}"),
+                    agent: wegent_executor::task::agent::AgentKind::Claude,
                     started_at: SystemTime::now(),
                     project: None,
                 });

@@ -15,7 +15,8 @@ use tokio::time::Instant;
 
 use crate::redact::redact;
 use crate::task::emitter::Emitter;
-use crate::task::events::{self, ResponsesEvent};
+use crate::task::events::ResponsesEvent;
+use crate::task::failure::TaskFailure;
 use crate::task::orphans;
 use crate::task::process;
 use crate::task::runner::{stopped, StopSignal};
@@ -77,13 +78,10 @@ impl Finished {
     ) -> ResponsesEvent {
         match &self.end {
             TurnEnd::Cancelled(message) => emitter.turn().incomplete(text, message),
-            TurnEnd::TimedOut => events::error(
-                "timeout",
-                &format!(
-                    "The task ran longer than this device's task timeout ({} s) and was stopped",
-                    task_timeout.as_secs()
-                ),
-            ),
+            TurnEnd::TimedOut => TaskFailure::Timeout {
+                limit: task_timeout,
+            }
+            .event(),
             TurnEnd::Exited(exit) => on_exit(*exit, &self.stderr_tail),
         }
     }

@@ -13,10 +13,12 @@ use tokio::time::Instant;
 
 use self::stream::StreamMapper;
 use super::turn::{self, ChildTurn, LineMapper};
+use super::AgentKind;
 use crate::task::child_env;
 use crate::task::emitter::Emitter;
 use crate::task::events::{self, ResponsesEvent};
 use crate::task::extras;
+use crate::task::failure::TaskFailure;
 use crate::task::orphans;
 use crate::task::payload::TaskRequest;
 use crate::task::process;
@@ -45,19 +47,19 @@ pub(crate) async fn run(
 ) -> ResponsesEvent {
     let program = match launch::resolve(ctx.config.claude_path.as_deref()) {
         Ok(p) => p,
-        Err(message) => return events::error("claude_not_found", &message),
+        Err(message) => {
+            return TaskFailure::AgentNotFound {
+                agent: AgentKind::Claude,
+                message,
+            }
+            .event()
+        }
     };
     let system_prompt_file = match &req.system_prompt {
         Some(text) => {
             let file = dirs.system_prompt_file();
-            if let Err(e) = std::fs::write(&file, text) {
-                return events::error(
-                    "workspace_error",
-                    &format!(
-                        "Could not write the system prompt to {}: {e}",
-                        file.display()
-                    ),
-                );
+            if let Err(error) = std::fs::write(&file, text) {
+                return TaskFailure::SystemPromptFile { path: file, error }.event();
             }
             Some(file)
         }
@@ -157,7 +159,7 @@ async fn run_claude(
     let mut mapper = StreamMapper::new(emitter.turn().clone());
     let finished = match turn::run(cmd, child_turn, &mut mapper, emitter, stop).await {
         Ok(finished) => finished,
-        Err(e) => return done(spawn_error(launch.program, &e)),
+        Err(e) => return done(spawn_error(launch.program, e)),
     };
     if let Some(id) = mapper.session_id() {
         if let Err(e) = dirs.save_session_id(req.bot_id.as_deref(), id) {
@@ -179,20 +181,21 @@ async fn run_claude(
     }
 }
 
-fn spawn_error(program: &Path, e: &std::io::Error) -> ResponsesEvent {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        events::error(
-            "claude_not_found",
-            &format!(
-                "Claude Code CLI not found at {}. {}",
-                program.display(),
-                launch::INSTALL_HINT
-            ),
-        )
+fn spawn_error(program: &Path, error: std::io::Error) -> ResponsesEvent {
+    let agent = AgentKind::Claude;
+    if error.kind() == std::io::ErrorKind::NotFound {
+        let message = format!(
+            "Claude Code CLI not found at {}. {}",
+            program.display(),
+            launch::INSTALL_HINT
+        );
+        TaskFailure::AgentNotFound { agent, message }.event()
     } else {
-        events::error(
-            "spawn_failed",
-            &format!("Could not start Claude Code ({}): {e}", program.display()),
-        )
+        TaskFailure::SpawnFailed {
+            agent,
+            program: program.to_owned(),
+            error,
+        }
+        .event()
     }
 }

@@ -8,7 +8,9 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use crate::task::events::{self, ResponsesEvent, ToolCall, Turn};
+use crate::task::agent::AgentKind;
+use crate::task::events::{ResponsesEvent, ToolCall, Turn};
+use crate::task::failure::TaskFailure;
 
 /// Tool output shown in the chat is capped; the agent itself saw all of it.
 const TOOL_OUTPUT_MAX_CHARS: usize = 2_000;
@@ -208,25 +210,25 @@ impl StreamMapper {
     /// `exit` is the exit code (`None`: killed by a signal); `stderr_tail` the CLI's last words.
     pub fn finish(&self, exit: Option<i32>, stderr_tail: &str) -> ResponsesEvent {
         let Some(result) = &self.result else {
-            let status = match exit {
-                Some(code) => format!("exited with status {code}"),
-                None => "was killed by a signal".to_owned(),
-            };
-            return events::error(
-                "process_exited",
-                &with_detail(
-                    &format!("Claude Code {status} before finishing the task"),
-                    stderr_tail,
-                ),
-            );
+            return TaskFailure::ProcessExited {
+                agent: AgentKind::Claude,
+                exit,
+                detail: stderr_tail.to_owned(),
+            }
+            .event();
         };
         // `subtype:"success"` can carry `is_error:true` (an API error): check `is_error`.
         if result["is_error"] == true || result["subtype"].as_str().is_some_and(|s| s != "success")
         {
             let api =
                 result["terminal_reason"] == "api_error" || !result["api_error_status"].is_null();
-            let code = if api { "api_error" } else { "runtime_error" };
-            return events::error(code, &result_error_message(result, stderr_tail));
+            let message = result_error_message(result, stderr_tail);
+            let failure = if api {
+                TaskFailure::Api(message)
+            } else {
+                TaskFailure::Runtime(message)
+            };
+            return failure.event();
         }
         let text = if self.text.trim().is_empty() {
             result["result"].as_str().unwrap_or_default()
