@@ -1,10 +1,14 @@
-//! A small mock of the Anthropic Messages API (`POST /v1/messages`, SSE streaming) that the real
-//! Claude Code CLI can run against (claude-cli.md §6). Each mock follows one [`Script`].
+//! A small mock model API that the real agent CLIs run against: the Anthropic Messages API
+//! (`POST /v1/messages`, SSE streaming) for Claude Code (claude-cli.md §6), and the OpenAI
+//! Responses API (`POST /v1/responses`, [`responses`]) for Codex (codex-cli.md §2.4). Each mock
+//! follows one [`Script`], on both APIs, and logs every request it answers ([`SeenRequest`]).
 //!
 //! Two users: the tests, where it stands in for the real API (which cannot run here; everything
 //! around it — the CLI, its process, its tools, the files it writes — is real), and the demo mode,
 //! where the devserver serves [`Script::Demo`] under `/demo-model` so a first-time user sees a task
-//! run end to end with Claude Code and no model account.
+//! run end to end with Claude Code or Codex and no model account.
+
+mod responses;
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -24,20 +28,22 @@ use tokio::sync::{mpsc, Notify};
 pub enum Script {
     /// A text answer, streamed in a few deltas.
     Text(String),
-    /// First turn: a Bash `tool_use` running `command`; after the tool result: `then` as text,
-    /// with [`TOOL_RESULT`] in it replaced by the tool's output (so a test can see what the
-    /// tool really read).
+    /// First turn: a Bash `tool_use` (Responses: an `exec_command` function call) running
+    /// `command`; after the tool result: `then` as text, with [`TOOL_RESULT`] in it replaced by
+    /// the tool's output (so a test can see what the tool really read).
     RunCommand { command: String, then: String },
     /// First turn: a `tool_use` of `tool` (e.g. `mcp__server__echo`) with `input`; after the
     /// tool result: `Tool result: <its text>`, so a test sees what the tool answered.
     CallTool { tool: String, input: Value },
-    /// An HTTP error with an `api_error` body carrying `message`, not to be retried.
+    /// An HTTP error with an `api_error` body carrying `message`, not to be retried (the
+    /// Responses side answers OpenAI's `{"error": {"message", …}}`).
     ApiError { status: u16, message: String },
     /// `chunks` text deltas, one every `interval`.
     Slow { chunks: usize, interval: Duration },
-    /// Headers and `message_start`, then silence (the CLI has no idle timeout for this).
+    /// Headers and `message_start` (`response.created`), then silence (the CLIs have no idle
+    /// timeout short enough to matter).
     Stall,
-    /// The demo answer: says what happened (the prompt, the working directory Claude Code ran
+    /// The demo answer: says what happened (the prompt, the working directory the agent ran
     /// in) and that no AI wrote it, streamed slowly enough to watch.
     Demo,
     /// `before` text deltas, then a pause until `gate` opens, then `after` more; one every
@@ -68,21 +74,42 @@ impl Gate {
         self.0.send_replace(true);
     }
 
-    async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         let _ = self.0.subscribe().wait_for(|open| *open).await;
     }
+}
+
+/// Which API a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelApi {
+    /// Anthropic Messages (`/v1/messages`): Claude Code.
+    Messages,
+    /// OpenAI Responses (`/v1/responses`): Codex.
+    Responses,
 }
 
 /// What the mock saw of one request.
 #[derive(Debug, Clone)]
 pub struct SeenRequest {
+    pub api: ModelApi,
+    /// `x-api-key` (Messages) or the `Authorization: Bearer` value (Responses).
     pub api_key: Option<String>,
     pub model: String,
+    /// The request answers a tool call (it carries the tool's result).
     pub has_tool_result: bool,
+    /// The first user prompt of the conversation.
     pub prompt: String,
-    /// The working directory the CLI reported to the model (`Primary working directory`).
+    /// Every user prompt of the conversation, in order: a resumed session's request carries the
+    /// earlier turns' prompts before this turn's.
+    pub prompts: Vec<String>,
+    /// Assistant answers already in the conversation (more than 0 on a resumed session).
+    pub earlier_answers: usize,
+    /// The working directory the CLI reported to the model (Claude's `Primary working
+    /// directory`, Codex's `<environment_context>` `<cwd>`).
     pub cwd: String,
     pub headers: Vec<(String, String)>,
+    /// The whole request body.
+    pub body: Value,
 }
 
 #[derive(Clone)]
@@ -92,20 +119,25 @@ struct Shared {
     arrived: Arc<Notify>,
 }
 
-pub struct MockAnthropic {
-    /// Base URL to give the CLI (`ANTHROPIC_BASE_URL`), without `/v1`.
+/// A mock model API on its own loopback port, serving both wire APIs.
+pub struct MockModel {
+    /// Base URL without `/v1`: `ANTHROPIC_BASE_URL` for Claude Code; Codex's provider
+    /// `base_url` is [`MockModel::responses_base_url`].
     pub url: String,
     shared: Shared,
     server: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for MockAnthropic {
+/// The name the Claude tests know the mock by.
+pub type MockAnthropic = MockModel;
+
+impl Drop for MockModel {
     fn drop(&mut self) {
         self.server.abort();
     }
 }
 
-impl MockAnthropic {
+impl MockModel {
     pub async fn start(script: Script) -> Self {
         let shared = Shared {
             script,
@@ -127,11 +159,17 @@ impl MockAnthropic {
         }
     }
 
+    /// The `base_url` of an OpenAI-style model config (`{url}/v1`): codex POSTs
+    /// `{base_url}/responses`.
+    pub fn responses_base_url(&self) -> String {
+        format!("{}/v1", self.url)
+    }
+
     pub fn requests(&self) -> Vec<SeenRequest> {
         lock(&self.shared.seen).clone()
     }
 
-    /// Wait until at least `n` message requests arrived.
+    /// Wait until at least `n` model requests (either API) arrived.
     pub async fn wait_for_requests(&self, n: usize) {
         loop {
             let arrived = self.shared.arrived.notified();
@@ -155,6 +193,7 @@ pub fn router(script: Script) -> Router {
 fn routes(shared: Shared) -> Router {
     Router::new()
         .route("/v1/messages", post(messages))
+        .route("/v1/responses", post(responses::responses))
         .fallback(any(other))
         .with_state(shared)
 }
@@ -168,6 +207,42 @@ async fn other() -> StatusCode {
     StatusCode::OK
 }
 
+/// Logs a request and wakes [`MockModel::wait_for_requests`].
+fn record(shared: &Shared, seen: SeenRequest) {
+    lock(&shared.seen).push(seen);
+    shared.arrived.notify_waiters();
+}
+
+fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+        .collect()
+}
+
+fn json_response(status: u16, body: &Value) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("x-should-retry", "false")
+        .body(Body::from(body.to_string()))
+        .expect("static response parts")
+}
+
+/// The SSE response whose body is what the script's task sends into `rx`.
+fn sse_response(rx: mpsc::Receiver<String>) -> Response {
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        let chunk = rx.recv().await?;
+        Some((Ok::<_, Infallible>(Bytes::from(chunk)), rx))
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .header("request-id", "req_mock")
+        .body(Body::from_stream(stream))
+        .expect("static response parts")
+}
+
 async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let model = request["model"]
@@ -175,21 +250,24 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
         .unwrap_or("claude-sonnet-4-5")
         .to_owned();
     let has_tool_result = last_user_has_tool_result(&request);
-    lock(&shared.seen).push(SeenRequest {
-        api_key: headers
-            .get("x-api-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        model: model.clone(),
-        has_tool_result,
-        prompt: first_user_text(&request),
-        cwd: working_directory(&request),
-        headers: headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
-            .collect(),
-    });
-    shared.arrived.notify_waiters();
+    record(
+        &shared,
+        SeenRequest {
+            api: ModelApi::Messages,
+            api_key: headers
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            model: model.clone(),
+            has_tool_result,
+            prompt: first_user_text(&request),
+            prompts: user_texts(&request).collect(),
+            earlier_answers: earlier_answers(&request),
+            cwd: working_directory(&request),
+            headers: header_pairs(&headers),
+            body: request.clone(),
+        },
+    );
 
     if request["stream"] == false {
         // The CLI's non-streaming fallback: answer with a plain message.
@@ -208,16 +286,11 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
         Script::ApiError { status, message } => {
             let error =
                 json!({"type": "error", "error": {"type": "api_error", "message": message}});
-            return Response::builder()
-                .status(status)
-                .header("content-type", "application/json")
-                .header("x-should-retry", "false")
-                .body(Body::from(error.to_string()))
-                .expect("static response parts");
+            return json_response(status, &error);
         }
         Script::Text(text) => {
             tokio::spawn(async move {
-                let chunks = split_in(&text, 3);
+                let chunks = chunks_of(&text, 3);
                 let _ = send_text_message(&tx, &model, &chunks, Duration::ZERO, None).await;
             });
         }
@@ -243,12 +316,13 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
         }
         Script::Demo => {
             let text = demo_answer(
+                CLAUDE,
                 &last_user_text(&request),
                 &working_directory(&request),
                 earlier_answers(&request),
             );
             tokio::spawn(async move {
-                let chunks = split_in(&text, 12);
+                let chunks = chunks_of(&text, 12);
                 let _ =
                     send_text_message(&tx, &model, &chunks, Duration::from_millis(150), None).await;
             });
@@ -295,17 +369,11 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
             });
         }
     }
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        let chunk = rx.recv().await?;
-        Some((Ok::<_, Infallible>(Bytes::from(chunk)), rx))
-    });
-    Response::builder()
-        .header("content-type", "text/event-stream")
-        .header("cache-control", "no-cache")
-        .header("request-id", "req_mock")
-        .body(Body::from_stream(stream))
-        .expect("static response parts")
+    sse_response(rx)
 }
+
+/// The agent the Messages API's demo answer names.
+const CLAUDE: &str = "Claude Code";
 
 type Sent = Result<(), mpsc::error::SendError<String>>;
 
@@ -502,7 +570,9 @@ fn working_directory(request: &Value) -> String {
     find(request).unwrap_or_default()
 }
 
-fn demo_answer(prompt: &str, cwd: &str, earlier_answers: usize) -> String {
+/// The demo answer of `agent` (the CLI that asked): the latest prompt, where it ran, and whether
+/// it resumed the task's session.
+fn demo_answer(agent: &str, prompt: &str, cwd: &str, earlier_answers: usize) -> String {
     let place = if cwd.is_empty() {
         "in this task's workspace".to_owned()
     } else {
@@ -512,20 +582,21 @@ fn demo_answer(prompt: &str, cwd: &str, earlier_answers: usize) -> String {
     let follow_up = match earlier_answers {
         0 => String::new(),
         n => format!(
-            " This is a follow-up: Claude Code resumed the task's session, which already holds \
+            " This is a follow-up: {agent} resumed the task's session, which already holds \
              {n} earlier answer{}.",
             if n == 1 { "" } else { "s" }
         ),
     };
     format!(
         "Hello from your own machine! You asked: \"{prompt}\". This task was dispatched by the \
-         devserver to your Wegent device, which started Claude Code {place} and streamed this \
+         devserver to your Wegent device, which started {agent} {place} and streamed this \
          answer back live.{follow_up} The words come from the devserver's demo model, not from \
          an AI: connect Wegent Device to a Wegent server to get real answers."
     )
 }
 
-fn split_in(text: &str, parts: usize) -> Vec<String> {
+/// `text` in `parts` pieces of about equal length (the deltas of a streamed answer).
+fn chunks_of(text: &str, parts: usize) -> Vec<String> {
     let chars: Vec<char> = text.chars().collect();
     let size = chars.len().div_ceil(parts).max(1);
     chars.chunks(size).map(|c| c.iter().collect()).collect()
@@ -545,7 +616,12 @@ mod tests {
     fn demo_answer_names_the_latest_prompt_and_a_resumed_session() {
         let first = json!({"messages": [{"role": "user", "content": [
             {"type": "text", "text": "<system-reminder>x</system-reminder>"}, {"type": "text", "text": "one"}]}]});
-        let text = demo_answer(&last_user_text(&first), "/p", earlier_answers(&first));
+        let text = demo_answer(
+            CLAUDE,
+            &last_user_text(&first),
+            "/p",
+            earlier_answers(&first),
+        );
         assert!(
             text.contains("You asked: \"one\"") && text.contains("in `/p`"),
             "{text}"
@@ -555,10 +631,17 @@ mod tests {
             {"role": "assistant", "content": [{"type": "text", "text": "answer"}]},
             {"role": "user", "content": [{"type": "text", "text": "two"}]}]});
         assert_eq!(first_user_text(&resumed), "one");
-        let text = demo_answer(&last_user_text(&resumed), "", earlier_answers(&resumed));
+        let text = demo_answer(
+            CLAUDE,
+            &last_user_text(&resumed),
+            "",
+            earlier_answers(&resumed),
+        );
         assert!(text.contains("You asked: \"two\""), "{text}");
         assert!(
-            text.contains("resumed the task's session, which already holds 1 earlier answer."),
+            text.contains(
+                "Claude Code resumed the task's session, which already holds 1 earlier answer."
+            ),
             "{text}"
         );
     }
