@@ -86,8 +86,9 @@ pub enum Storage {
 /// The model the devserver writes into `task:execute` `model_config` (point it at a mock API).
 #[derive(Debug, Clone)]
 pub struct ModelSettings {
-    /// The Anthropic API base URL, or [`ModelSettings::BUILT_IN`] for the devserver's own demo
-    /// model (`{server}/demo-model`, see `model_mock`).
+    /// The API base URL (Anthropic Messages for Claude Code, OpenAI Responses for Codex), or
+    /// [`ModelSettings::BUILT_IN`] for the devserver's own demo model (`{server}/demo-model`,
+    /// which speaks both, see `model_mock`).
     pub base_url: String,
     pub api_key: String,
     pub model_id: String,
@@ -97,11 +98,32 @@ impl ModelSettings {
     pub const BUILT_IN: &'static str = "builtin";
     pub const BUILT_IN_PATH: &'static str = "/demo-model";
 
+    /// The model id of Codex bots unless configured: one codex 0.171 knows (an unknown id only
+    /// adds a warning item).
+    pub const CODEX_MODEL_ID: &'static str = "gpt-5.5";
+
     /// The devserver's own demo model, served by this server.
     pub fn built_in() -> Self {
         Self {
             base_url: Self::BUILT_IN.into(),
             ..Self::default()
+        }
+    }
+
+    /// The model of Codex bots: an unreachable placeholder (tests point it at a mock).
+    pub fn codex() -> Self {
+        Self {
+            base_url: "http://127.0.0.1:9/v1".into(),
+            model_id: Self::CODEX_MODEL_ID.into(),
+            ..Self::default()
+        }
+    }
+
+    /// The demo model for Codex bots (its Responses API).
+    pub fn built_in_codex() -> Self {
+        Self {
+            base_url: Self::BUILT_IN.into(),
+            ..Self::codex()
         }
     }
 
@@ -141,7 +163,10 @@ pub struct DevServerConfig {
     pub jwt_secret: String,
     /// The demo account created at start (user name, password).
     pub demo_user: Option<(String, String)>,
+    /// The model of Claude Code bots.
     pub model: ModelSettings,
+    /// The model of Codex bots (an OpenAI Responses API).
+    pub codex_model: ModelSettings,
     /// Command keys accepted by `POST /api/devices/{id}/commands` → shell command line.
     pub commands: BTreeMap<String, String>,
     /// The URL devices reach this server at. Every URL the devserver writes into a payload
@@ -164,13 +189,15 @@ impl DevServerConfig {
             jwt_secret: random_secret(),
             demo_user: Some(("admin".into(), "admin-pass".into())),
             model: ModelSettings::default(),
+            codex_model: ModelSettings::codex(),
             commands: default_commands(),
             public_url: None,
             allowed_hosts: Vec::new(),
         }
     }
 
-    /// A demo server with the real Wegent timings, answering tasks with its own demo model. The
+    /// A demo server with the real Wegent timings, answering the tasks of both bots (Claude Code,
+    /// Codex) with its own demo model. The
     /// demo account `admin` gets a random password per run ([`demo_password`]): a fixed one would
     /// let any local process or web page that guesses it drive the user's device.
     pub fn demo(bind: SocketAddr, storage: Storage) -> Self {
@@ -179,6 +206,7 @@ impl DevServerConfig {
             storage,
             timings: Timings::wegent(),
             model: ModelSettings::built_in(),
+            codex_model: ModelSettings::built_in_codex(),
             demo_user: Some(("admin".into(), demo_password())),
             ..Self::for_tests()
         }

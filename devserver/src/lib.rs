@@ -6,6 +6,7 @@
 
 mod attachments;
 pub mod auth;
+pub mod bots;
 pub mod config;
 mod console;
 mod device_ns;

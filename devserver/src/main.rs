@@ -40,6 +40,13 @@ struct Args {
     /// Model id written into `model_config`.
     #[arg(long, default_value = "claude-sonnet-4-5")]
     model_id: String,
+    /// Model base URL for Codex bots: an OpenAI Responses API (codex POSTs `<url>/responses`),
+    /// or `builtin` for this server's demo model.
+    #[arg(long, default_value = ModelSettings::BUILT_IN)]
+    codex_model_base_url: String,
+    /// Model id written into a Codex bot's `model_config`.
+    #[arg(long, default_value = ModelSettings::CODEX_MODEL_ID)]
+    codex_model_id: String,
     /// HS256 secret for login tokens. Default: kept in `<data-dir>/jwt-secret` (random per start with --in-memory).
     #[arg(long, env = "WEGENT_DEVSERVER_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
@@ -78,6 +85,11 @@ async fn main() -> std::process::ExitCode {
         base_url: args.model_base_url,
         model_id: args.model_id,
         ..ModelSettings::default()
+    };
+    cfg.codex_model = ModelSettings {
+        base_url: args.codex_model_base_url,
+        model_id: args.codex_model_id,
+        ..ModelSettings::codex()
     };
     match (args.jwt_secret, args.in_memory) {
         (Some(secret), _) => cfg.jwt_secret = secret,

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use crate::bots::Agent;
 use crate::config::ModelSettings;
 use crate::projects::PayloadWorkspace;
 use crate::store::User;
@@ -19,6 +20,9 @@ pub struct ExecuteParams<'a> {
     pub title: &'a str,
     pub device_id: &'a str,
     pub user: &'a User,
+    /// The bot's agent: the sample is a Claude Code bot, a Codex bot is built from it.
+    pub agent: Agent,
+    /// The model of that bot.
     pub model: &'a ModelSettings,
     pub backend_url: &'a str,
     /// The per-turn task JWT (no `sub`).
@@ -68,16 +72,17 @@ pub fn task_execute_payload(p: &ExecuteParams<'_>) -> Value {
         user.insert("id".into(), json!(p.user.id));
         user.insert("name".into(), json!(p.user.user_name));
     }
+    let base_url = p.model.base_url_for(p.backend_url);
     if let Some(mc) = o.get_mut("model_config").and_then(Value::as_object_mut) {
         mc.insert("api_key".into(), json!(p.model.api_key));
-        mc.insert(
-            "base_url".into(),
-            json!(p.model.base_url_for(p.backend_url)),
-        );
+        mc.insert("base_url".into(), json!(base_url));
         mc.insert("model_id".into(), json!(p.model.model_id));
         if let Some(h) = mc.get_mut("default_headers").and_then(Value::as_object_mut) {
             h.insert("user".into(), json!(p.user.user_name));
         }
+    }
+    if p.agent == Agent::Codex {
+        crate::bots::make_codex_bot(&mut v, p.model, &base_url);
     }
     if let Some(w) = p.workspace {
         crate::projects::apply(&mut v, w);
@@ -89,18 +94,12 @@ pub fn task_execute_payload(p: &ExecuteParams<'_>) -> Value {
 mod tests {
     use super::*;
 
-    #[test]
-    fn fills_ids_prompt_and_model_and_keeps_the_rest() {
+    fn payload(agent: Agent, model: &ModelSettings) -> Value {
         let user = User {
             id: 7,
             user_name: "alice".into(),
         };
-        let model = ModelSettings {
-            base_url: "http://127.0.0.1:4000".into(),
-            api_key: "sk-x".into(),
-            model_id: "m1".into(),
-        };
-        let v = task_execute_payload(&ExecuteParams {
+        task_execute_payload(&ExecuteParams {
             task_id: 11,
             subtask_id: 22,
             message_id: 2,
@@ -109,12 +108,23 @@ mod tests {
             title: "t",
             device_id: "dev-1",
             user: &user,
-            model: &model,
+            agent,
+            model,
             backend_url: "http://127.0.0.1:1",
             auth_token: "tok",
             follow_up: false,
             workspace: None,
-        });
+        })
+    }
+
+    #[test]
+    fn fills_ids_prompt_and_model_and_keeps_the_rest() {
+        let model = ModelSettings {
+            base_url: "http://127.0.0.1:4000".into(),
+            api_key: "sk-x".into(),
+            model_id: "m1".into(),
+        };
+        let v = payload(Agent::ClaudeCode, &model);
         assert_eq!(
             (v["task_id"].as_i64(), v["subtask_id"].as_i64()),
             (Some(11), Some(22))
@@ -126,5 +136,37 @@ mod tests {
         assert_eq!(v["bot"][0]["shell_type"], "ClaudeCode");
         assert!(v.as_object().unwrap().len() > 90);
         assert!(serde_json::to_vec(&v).unwrap().len() > 60_000);
+    }
+
+    #[test]
+    fn a_codex_bot_gets_an_openai_responses_model_on_the_demo_model() {
+        let claude = payload(Agent::ClaudeCode, &ModelSettings::built_in());
+        let v = payload(Agent::Codex, &ModelSettings::built_in_codex());
+        assert_eq!(v["bot"][0]["shell_type"], "Codex");
+        let mc = &v["model_config"];
+        assert_eq!(
+            (&mc["model"], &mc["api_format"], &mc["protocol"]),
+            (
+                &json!("openai"),
+                &json!("responses"),
+                &json!("openai-responses")
+            )
+        );
+        // The devserver's own Responses API: codex POSTs `{base_url}/responses`.
+        assert_eq!(mc["base_url"], "http://127.0.0.1:1/demo-model/v1");
+        assert_eq!(mc["model_id"], ModelSettings::CODEX_MODEL_ID);
+        assert_eq!(mc["runtime_config"]["codex"]["use_user_config"], false);
+        let env = &v["bot"][0]["agent_config"]["env"];
+        assert_eq!(
+            (&env["model_id"], &env["base_url"], &env["api_key"]),
+            (&mc["model_id"], &mc["base_url"], &mc["api_key"])
+        );
+        // Everything else is the Claude bot's payload.
+        assert_eq!(
+            v["bot"][0]["system_prompt"],
+            claude["bot"][0]["system_prompt"]
+        );
+        assert_eq!(v["prompt"], claude["prompt"]);
+        assert_eq!(claude["model_config"]["protocol"], "claude");
     }
 }

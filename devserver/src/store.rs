@@ -40,6 +40,8 @@ pub struct TaskRecord {
     pub device_id: String,
     /// The workspace project the task belongs to (0: none).
     pub project_id: i64,
+    /// The bot's agent, kept for the task's follow-ups.
+    pub agent: crate::bots::Agent,
     pub title: String,
     pub status: TaskStatus,
     pub created_at: String,
@@ -89,7 +91,7 @@ CREATE TABLE IF NOT EXISTS devices (id INTEGER PRIMARY KEY, user_id INTEGER NOT 
   app_device_id TEXT, UNIQUE(user_id, device_id));
 CREATE TABLE IF NOT EXISTS tasks (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, device_id TEXT NOT NULL,
   title TEXT NOT NULL, status TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-  project_id INTEGER NOT NULL DEFAULT 0);
+  project_id INTEGER NOT NULL DEFAULT 0, shell_type TEXT NOT NULL DEFAULT 'ClaudeCode');
 CREATE TABLE IF NOT EXISTS projects (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, name TEXT NOT NULL,
   description TEXT NOT NULL DEFAULT '', config TEXT NOT NULL, is_active INTEGER NOT NULL DEFAULT 1,
   created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
@@ -191,6 +193,12 @@ impl Store {
         };
         conn.execute_batch(SCHEMA)?;
         add_column_if_missing(&conn, "tasks", "project_id", "INTEGER NOT NULL DEFAULT 0")?;
+        add_column_if_missing(
+            &conn,
+            "tasks",
+            "shell_type",
+            "TEXT NOT NULL DEFAULT 'ClaudeCode'",
+        )?;
         Ok(Self { conn })
     }
 

@@ -3,6 +3,7 @@
 use rusqlite::{params, OptionalExtension};
 
 use super::{now_iso, subtask_from_row, DbResult, Store, SubtaskRecord, TaskRecord, SUBTASK_COLS};
+use crate::bots::Agent;
 use crate::settle::TaskStatus;
 
 impl Store {
@@ -12,11 +13,12 @@ impl Store {
         device_id: &str,
         title: &str,
         project_id: i64,
+        agent: Agent,
     ) -> DbResult<i64> {
         let now = now_iso();
         self.conn.execute(
-            "INSERT INTO tasks (user_id, device_id, title, status, created_at, updated_at, project_id) VALUES (?1, ?2, ?3, 'PENDING', ?4, ?4, ?5)",
-            params![user_id, device_id, title, now, project_id],
+            "INSERT INTO tasks (user_id, device_id, title, status, created_at, updated_at, project_id, shell_type) VALUES (?1, ?2, ?3, 'PENDING', ?4, ?4, ?5, ?6)",
+            params![user_id, device_id, title, now, project_id, agent.shell_type()],
         )?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -24,7 +26,7 @@ impl Store {
     pub fn task(&self, task_id: i64) -> DbResult<Option<TaskRecord>> {
         self.conn
             .query_row(
-                "SELECT id, user_id, device_id, title, status, created_at, updated_at, project_id FROM tasks WHERE id = ?1 AND deleted = 0",
+                "SELECT id, user_id, device_id, title, status, created_at, updated_at, project_id, shell_type FROM tasks WHERE id = ?1 AND deleted = 0",
                 [task_id],
                 |r| {
                     Ok(TaskRecord {
@@ -36,6 +38,7 @@ impl Store {
                         created_at: r.get(5)?,
                         updated_at: r.get(6)?,
                         project_id: r.get(7)?,
+                        agent: Agent::from_shell_type(&r.get::<_, String>(8)?),
                     })
                 },
             )

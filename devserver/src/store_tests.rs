@@ -1,4 +1,5 @@
 use super::*;
+use crate::bots::Agent;
 
 fn upsert<'a>(user_id: i64, device_id: &'a str, name: &'a str) -> DeviceUpsert<'a> {
     DeviceUpsert {
@@ -64,7 +65,7 @@ fn iso_dates() {
 
 /// A database written before projects existed gains `tasks.project_id` when opened.
 #[test]
-fn old_database_gains_the_project_column() {
+fn old_database_gains_the_project_and_agent_columns() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.sqlite3");
     Connection::open(&path)
@@ -77,9 +78,11 @@ fn old_database_gains_the_project_column() {
         )
         .unwrap();
     let s = Store::open(&Storage::File(path.clone())).unwrap();
-    assert_eq!(s.task(1).unwrap().unwrap().project_id, 0);
-    let id = s.insert_task(1, "d", "new", 7).unwrap();
-    assert_eq!(s.task(id).unwrap().unwrap().project_id, 7);
+    let old = s.task(1).unwrap().unwrap();
+    assert_eq!((old.project_id, old.agent), (0, Agent::ClaudeCode));
+    let id = s.insert_task(1, "d", "new", 7, Agent::Codex).unwrap();
+    let new = s.task(id).unwrap().unwrap();
+    assert_eq!((new.project_id, new.agent), (7, Agent::Codex));
     drop(s);
     Store::open(&Storage::File(path)).expect("opening twice is fine");
 }

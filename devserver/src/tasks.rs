@@ -7,6 +7,7 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::bots::Agent;
 use crate::events::{OfflineReason, ServerEvent};
 use crate::payload::{task_execute_payload, ExecuteParams};
 use crate::projects::{PayloadWorkspace, ProjectConfig};
@@ -49,6 +50,9 @@ pub struct DispatchRequest {
     pub project_id: Option<i64>,
     #[serde(default)]
     pub team_id: Option<i64>,
+    /// The bot's agent for a new task (default Claude Code); a follow-up keeps its task's.
+    #[serde(default)]
+    pub agent: Option<Agent>,
 }
 
 /// The dispatch answer, as the real endpoint spells it.
@@ -91,7 +95,13 @@ pub async fn dispatch(
             None => {
                 let (device_id, project_id) = target_of_new_task(&store, user, &req)?;
                 let id = store
-                    .insert_task(user.id, &device_id, &title, project_id)
+                    .insert_task(
+                        user.id,
+                        &device_id,
+                        &title,
+                        project_id,
+                        req.agent.unwrap_or_default(),
+                    )
                     .map_err(db)?;
                 store.task(id).map_err(db)?.expect("task just written")
             }
@@ -126,7 +136,11 @@ pub async fn dispatch(
         title: &task.title,
         device_id: &device_id,
         user,
-        model: &shared.cfg.model,
+        agent: task.agent,
+        model: match task.agent {
+            Agent::ClaudeCode => &shared.cfg.model,
+            Agent::Codex => &shared.cfg.codex_model,
+        },
         // From the configuration, never from the request: a forged Host header must not choose
         // the model the device's agent talks to.
         backend_url: &shared.public_url(),
@@ -480,7 +494,7 @@ pub fn view(shared: &Shared, user_id: Option<i64>, task_id: i64) -> Result<Value
     let latest = subs.iter().rev().find(|s| s.role == "ASSISTANT");
     let result_text = latest.and_then(|s| s.result.clone().or_else(|| deltas.get(&s.id).cloned()));
     Ok(
-        json!({"id": task.id, "title": task.title, "status": task.status, "device_id": task.device_id, "project_id": task.project_id,
+        json!({"id": task.id, "title": task.title, "status": task.status, "device_id": task.device_id, "project_id": task.project_id, "agent": task.agent,
         "created_at": task.created_at, "updated_at": task.updated_at, "result_text": result_text,
         "error_message": latest.and_then(|s| s.error_message.clone()), "subtasks": subtasks}),
     )

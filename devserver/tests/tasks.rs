@@ -312,3 +312,77 @@ async fn a_message_over_the_payload_limit_closes_the_connection() {
         .expect("the server closes an oversized message's connection");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_codex_task_sends_a_codex_bot_and_its_follow_ups_stay_codex() {
+    let server = server_with(|c| {
+        c.timings.online_ttl = Duration::from_secs(30);
+        c.codex_model.base_url = "http://127.0.0.1:7/v1".into();
+    })
+    .await;
+    let mut dev = registered_device(&server, "cx").await;
+    let http = support::http();
+    let jwt = server.demo_token().unwrap();
+    let send = |body: serde_json::Value| {
+        http.post(format!("{}/api/device-chat/tasks", server.url()))
+            .bearer_auth(&jwt)
+            .json(&body)
+            .send()
+    };
+
+    let d: serde_json::Value = send(json!({"deviceId": "cx", "message": "one", "agent": "Codex"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let task_id = d["taskId"].as_i64().unwrap();
+    let (exec, _) = dev.wait_event("task:execute", T).await.unwrap();
+    assert_eq!(exec["bot"][0]["shell_type"], "Codex");
+    assert_eq!(exec["model_config"]["base_url"], "http://127.0.0.1:7/v1");
+    assert_eq!(exec["model_config"]["api_format"], "responses");
+    let s = exec["subtask_id"].as_i64().unwrap();
+    dev.emit("response.completed", &completed(task_id, s, "first"));
+    server.wait_task_terminal(task_id, T).await.unwrap();
+    assert_eq!(server.task(task_id).unwrap().json["agent"], "Codex");
+
+    // A follow-up names no agent: it goes to the task's own bot.
+    send(json!({"message": "two", "taskId": task_id}))
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let (exec, _) = dev.wait_event("task:execute", T).await.unwrap();
+    assert_eq!(
+        (
+            exec["bot"][0]["shell_type"].as_str(),
+            exec["new_session"].as_bool()
+        ),
+        (Some("Codex"), Some(false))
+    );
+
+    // Without an agent a new task is Claude Code's, on the Claude model.
+    send(json!({"deviceId": "cx", "message": "three"}))
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let (exec, _) = dev.wait_event("task:execute", T).await.unwrap();
+    assert_eq!(exec["bot"][0]["shell_type"], "ClaudeCode");
+    assert_eq!(
+        exec["model_config"]["base_url"],
+        server.config().model.base_url.as_str()
+    );
+
+    let refused = send(json!({"deviceId": "cx", "message": "x", "agent": "Dify"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status().as_u16(),
+        422,
+        "an unknown agent is refused"
+    );
+    let text = refused.text().await.unwrap();
+    assert!(text.contains("Dify") && text.contains("Codex"), "{text}");
+    server.shutdown().await;
+}
