@@ -5,6 +5,8 @@
 const $ = (id) => document.getElementById(id);
 const state = { token: sessionStorage.getItem("wegent-devserver-token"), user: sessionStorage.getItem("wegent-devserver-user"), devices: [], projects: [], task: null, abort: null, streams: new Map() };
 const TERMINAL = ["COMPLETED", "FAILED", "CANCELLED"];
+// The bots' agents (`bot[0].shell_type`) as users know them.
+const AGENT_NAMES = { ClaudeCode: "Claude Code", Codex: "Codex" };
 
 async function api(method, path, body) {
   const headers = { "Content-Type": "application/json" };
@@ -233,7 +235,10 @@ function renderConversation(t) {
     list.append(li);
   }
   const project = state.projects.find((p) => p.id === t.project_id);
-  $("task-where").textContent = t.project_id ? `In project ${project ? `${project.name}: ${projectPlace(project)}` : `#${t.project_id}`}` : "";
+  const where = t.project_id ? `In project ${project ? `${project.name}: ${projectPlace(project)}` : `#${t.project_id}`}` : "";
+  // Follow-ups stay on the task's agent, whatever the Agent select says now.
+  const agent = AGENT_NAMES[t.agent] || t.agent;
+  $("task-where").textContent = [agent && `Agent: ${agent}`, where].filter(Boolean).join(" · ");
 }
 
 async function refreshTask() {
@@ -355,7 +360,8 @@ $("chat").addEventListener("submit", async (ev) => {
   // In a project the server picks the project's device, as the real backend does.
   const target = projectId ? { projectId } : { deviceId };
   try {
-    const res = await api("POST", "/api/device-chat/tasks", { teamId: 0, ...target, message: $("prompt").value });
+    const agent = $("agent-select").value;
+    const res = await api("POST", "/api/device-chat/tasks", { teamId: 0, ...target, agent, message: $("prompt").value });
     startTurn(res);
     if (projectId) loadProjects();
   } catch (e) { $("chat-error").textContent = e.message; }
