@@ -1,5 +1,6 @@
 //! Starting the core: wires the session, task execution and the shell-facing channels.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{broadcast, mpsc, watch};
@@ -59,6 +60,11 @@ pub fn start_with_tasks(
         runtime_instance_id: new_runtime_instance_id(),
     };
     let slots_rx = tasks.slots();
+    let paused = crate::pause::is_paused(&config.home).unwrap_or_else(|e| {
+        tracing::warn!(path = %crate::pause::marker_path(&config.home).display(), error = %e, "cannot read the pause switch; taking new tasks");
+        false
+    });
+    tasks.set_paused(paused);
     let initial = DeviceStatus {
         connection: if token.is_some() {
             Connection::Connecting { attempt: 1 }
@@ -74,6 +80,7 @@ pub fn start_with_tasks(
         is_default: None,
         last_error: None,
         insecure_transport: config.insecure_transport(),
+        paused,
     };
     if initial.insecure_transport {
         tracing::warn!(
@@ -87,6 +94,11 @@ pub fn start_with_tasks(
     let (command_tx, command_rx) = mpsc::channel(16);
     let (session_tx, session_rx) = mpsc::channel(16);
 
+    let pause = PauseSwitch {
+        home: config.home.clone(),
+        tasks: tasks.clone(),
+        status: status_tx.clone(),
+    };
     let session = Session {
         socket_url: config.socket_url().to_owned(),
         config: config.session.clone(),
@@ -108,6 +120,7 @@ pub fn start_with_tasks(
         events.subscribe(),
         session_tx,
         account,
+        pause,
     ));
     let task = tokio::spawn(async move {
         session::run(session, token, session_rx).await;
@@ -133,17 +146,70 @@ async fn forward_slots(
     }
 }
 
+/// The pause switch of a running core: the saved marker, task admission and the status agree.
+/// Only [`route_commands`] uses it, so a command and a marker change never interleave.
+struct PauseSwitch {
+    home: PathBuf,
+    tasks: Arc<dyn TaskPort>,
+    status: Arc<watch::Sender<DeviceStatus>>,
+}
+
+impl PauseSwitch {
+    /// The user flipped the switch here: save it, then apply it (also when saving failed: the
+    /// user asked for it; the error says it will not outlive the process).
+    async fn set(&self, paused: bool) {
+        let home = self.home.clone();
+        let saved = tokio::task::spawn_blocking(move || crate::pause::set_paused(&home, paused))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        if let Err(e) = &saved {
+            let message = crate::pause::save_error(&self.home, paused, e);
+            tracing::warn!("{message}");
+            self.status.send_modify(|s| s.last_error = Some(message));
+        }
+        self.apply(paused);
+    }
+
+    /// Follow the saved marker (another process — `wegent-executor pause`, the tray — may have
+    /// changed it). An unreadable marker changes nothing.
+    fn follow_marker(&self) {
+        if let Ok(paused) = crate::pause::is_paused(&self.home) {
+            if paused != self.status.borrow().paused {
+                tracing::info!(paused, "the saved pause switch changed");
+                self.apply(paused);
+            }
+        }
+    }
+
+    fn apply(&self, paused: bool) {
+        self.tasks.set_paused(paused);
+        self.status.send_if_modified(|s| {
+            let changed = s.paused != paused;
+            s.paused = paused;
+            changed
+        });
+    }
+}
+
 /// Shell commands: connection commands go to the session; account actions (default device) run
 /// beside it, so a slow REST call never delays a restart. After every registration the default
-/// flag is read again: the device list is where the server keeps it.
+/// flag is read again: the device list is where the server keeps it. The pause switch is handled
+/// here, and its saved marker looked at every [`crate::pause::MARKER_POLL`].
 async fn route_commands(
     mut commands: mpsc::Receiver<Command>,
     mut events: broadcast::Receiver<DeviceEvent>,
     session: mpsc::Sender<SessionCommand>,
     account: Account,
+    pause: PauseSwitch,
 ) {
+    let mut marker_poll = tokio::time::interval(crate::pause::MARKER_POLL);
+    marker_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let command = tokio::select! {
+            _ = marker_poll.tick() => {
+                pause.follow_marker();
+                continue;
+            }
             command = commands.recv() => match command {
                 Some(command) => command,
                 // The shell dropped its sender: treat it as a request to stop.
@@ -179,6 +245,10 @@ async fn route_commands(
             Command::RefreshDefault => {
                 let account = account.clone();
                 tokio::spawn(async move { account.refresh_default().await });
+                continue;
+            }
+            Command::SetPaused(paused) => {
+                pause.set(paused).await;
                 continue;
             }
         };

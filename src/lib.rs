@@ -15,6 +15,7 @@ pub mod identity;
 pub mod keychain;
 pub mod logging;
 pub mod outbox;
+pub mod pause;
 pub mod redact;
 pub mod rest;
 pub mod session;

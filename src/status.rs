@@ -87,6 +87,9 @@ pub struct DeviceStatus {
     /// The server is reached over `http://`/`ws://` on another machine: the token and task
     /// secrets cross the network unencrypted.
     pub insecure_transport: bool,
+    /// The user paused new tasks ([`crate::pause`]): online, running tasks go on, new ones are
+    /// refused.
+    pub paused: bool,
 }
 
 /// Something worth telling the user about once.
@@ -127,6 +130,8 @@ pub enum Command {
     SetDefault,
     /// Refresh `is_default` from the server.
     RefreshDefault,
+    /// Pause (`true`) or resume new tasks; saved in the executor home, so it survives a restart.
+    SetPaused(bool),
     /// Cancel running tasks (each gets a terminal event), disconnect politely and stop.
     Shutdown,
 }

@@ -25,7 +25,7 @@ use wegent_devserver::{
 };
 use wegent_executor::config::{BackoffConfig, Config, SessionConfig, TaskConfig};
 use wegent_executor::device::{self, DeviceHandle};
-use wegent_executor::status::{Command, DeviceEvent};
+use wegent_executor::status::{Command, Connection, DeviceEvent, DeviceStatus};
 use wegent_executor::token::Token;
 
 /// Upper bound of every awaited condition.
@@ -119,6 +119,8 @@ struct Rig {
     mock: MockAnthropic,
     log: Recorder,
     device: Option<DeviceHandle>,
+    /// What the core was started with ([`Rig::restart_device`] starts it again with it).
+    config: Config,
     /// Device events (task finished, registered), subscribed before anything happened.
     device_events: broadcast::Receiver<DeviceEvent>,
     home: tempfile::TempDir,
@@ -179,13 +181,14 @@ impl Rig {
                 .demo_token()
                 .expect("the test server has a demo user"),
         );
-        let device = device::start(config, Some(token));
+        let device = device::start(config.clone(), Some(token));
         let device_events = device.events();
         let rig = Self {
             server,
             mock,
             log,
             device: Some(device),
+            config,
             device_events,
             home,
         };
@@ -335,6 +338,38 @@ impl Rig {
 
     fn outage_ends(&self) {
         self.server.refuse_connects(None);
+    }
+
+    /// The running core.
+    fn device(&self) -> &DeviceHandle {
+        self.device.as_ref().expect("the core runs")
+    }
+
+    /// Stop the core politely and start a new one with the same config and home (a restart of
+    /// the app); returns once the new core is online.
+    async fn restart_device(&mut self) {
+        let device = self.device.take().expect("the core runs");
+        let _ = device.commands.send(Command::Shutdown).await;
+        tokio::time::timeout(WAIT, device.stopped())
+            .await
+            .expect("the core stops");
+        let token = Token::new(&self.server.demo_token().unwrap());
+        let device = device::start(self.config.clone(), Some(token));
+        self.device_events = device.events();
+        self.device = Some(device);
+        self.device_status("online again", |s| s.connection == Connection::Online)
+            .await;
+    }
+
+    /// Wait until the core's status satisfies `pred`.
+    async fn device_status(&self, what: &str, pred: impl FnMut(&DeviceStatus) -> bool) {
+        let mut status = self.device().status.clone();
+        if tokio::time::timeout(WAIT, status.wait_for(pred))
+            .await
+            .is_err()
+        {
+            panic!("the device never was {what}: {:?}", *status.borrow());
+        }
     }
 
     /// Stop the core politely (cancels what still runs) and the server.
@@ -1013,5 +1048,78 @@ async fn a_tasks_secrets_are_forgotten_some_time_after_it_ends() {
         KEY,
         "no longer masked"
     );
+    rig.shutdown().await;
+}
+
+/// *Pause new tasks* (the tray's item, `wegent-executor pause`): the device stays online and a
+/// new task ends at once with the paused message; the switch survives a restart; after resume a
+/// task runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_device_stays_online_refuses_new_tasks_and_stays_paused_after_a_restart() {
+    const PAUSED: &str = "This device is paused by its user; resume it to take new tasks.";
+    let mut rig = Rig::start(Script::Text("resumed and done".into()), Rig::tasks()).await;
+    rig.device()
+        .commands
+        .send(Command::SetPaused(true))
+        .await
+        .unwrap();
+    rig.device_status("paused", |s| s.paused).await;
+    assert!(
+        rig.home.path().join("paused").is_file(),
+        "the switch is saved in the home"
+    );
+
+    let (refused, _) = rig.dispatch("while paused").await;
+    let outcome = rig.terminal(refused).await;
+    assert_eq!(outcome.status, TaskStatus::Failed);
+    assert_eq!(outcome.error_message.as_deref(), Some(PAUSED));
+    let responses = rig.responses(refused);
+    assert_eq!(terminal_names(&responses), ["error"]);
+    assert_eq!(responses.last().unwrap().2["data"]["code"], "device_paused");
+    // Online all along: heartbeats after the refusal are accepted on the first connection.
+    rig.acks_settled().await;
+    assert_eq!(rig.server.register_count(DEVICE_ID), 1);
+    assert_eq!(rig.device().status.borrow().connection, Connection::Online);
+    assert!(rig.mock.requests().is_empty(), "no Claude Code ran");
+
+    rig.restart_device().await;
+    assert!(
+        rig.device().status.borrow().paused,
+        "still paused after a restart"
+    );
+    let (refused_again, _) = rig.dispatch("still paused").await;
+    let outcome = rig.terminal(refused_again).await;
+    assert_eq!(outcome.error_message.as_deref(), Some(PAUSED));
+
+    rig.device()
+        .commands
+        .send(Command::SetPaused(false))
+        .await
+        .unwrap();
+    rig.device_status("resumed", |s| !s.paused).await;
+    assert!(!rig.home.path().join("paused").exists());
+    let (runs, _) = rig.dispatch("after resume").await;
+    let outcome = rig.terminal(runs).await;
+    assert_eq!(outcome.status, TaskStatus::Completed, "{outcome:?}");
+    assert_eq!(outcome.result_text.as_deref(), Some("resumed and done"));
+    rig.shutdown().await;
+}
+
+/// `wegent-executor pause` in another process writes the saved switch; a running core follows
+/// it without a restart (and `resume` likewise).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_device_follows_the_saved_switch_changed_by_another_process() {
+    let rig = Rig::start(Script::Text("ok".into()), Rig::tasks()).await;
+    assert!(!rig.device().status.borrow().paused);
+    wegent_executor::pause::set_paused(rig.home.path(), true).unwrap();
+    rig.device_status("paused by the saved switch", |s| s.paused)
+        .await;
+    let (refused, _) = rig.dispatch("while paused").await;
+    assert_eq!(rig.terminal(refused).await.status, TaskStatus::Failed);
+    wegent_executor::pause::set_paused(rig.home.path(), false).unwrap();
+    rig.device_status("resumed by the saved switch", |s| !s.paused)
+        .await;
+    let (runs, _) = rig.dispatch("after resume").await;
+    assert_eq!(rig.terminal(runs).await.status, TaskStatus::Completed);
     rig.shutdown().await;
 }

@@ -42,6 +42,7 @@ pub fn idle_status(config: &Config) -> DeviceStatus {
         is_default: None,
         last_error: None,
         insecure_transport: config.insecure_transport(),
+        paused: wegent_executor::pause::is_paused(&config.home).unwrap_or(false),
     }
 }
 

@@ -40,5 +40,6 @@ pub fn status(connection: Connection, max: u8, used: usize) -> DeviceStatus {
         is_default: Some(false),
         last_error: None,
         insecure_transport: false,
+        paused: false,
     }
 }

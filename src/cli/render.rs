@@ -25,7 +25,13 @@ pub fn status_line(status: &DeviceStatus, now: SystemTime) -> String {
         Connection::Online => {
             let slots = &status.slots;
             let (used, max) = (slots.used(), usize::from(slots.max));
-            let word = if max > 0 && used >= max { "Busy" } else { "Online" };
+            let word = if status.paused {
+                "Paused"
+            } else if max > 0 && used >= max {
+                "Busy"
+            } else {
+                "Online"
+            };
             let queued = match slots.queued {
                 0 => String::new(),
                 n if slots.queue_full() => format!(" ({n} queued — queue full, new tasks fail)"),
@@ -42,7 +48,12 @@ pub fn status_line(status: &DeviceStatus, now: SystemTime) -> String {
             } else {
                 format!(" — in {}", projects.join(", "))
             };
-            format!("{word} · {used}/{max} slots{queued}{projects}")
+            let paused = if status.paused {
+                " — new tasks are refused until `wegent-executor resume`"
+            } else {
+                ""
+            };
+            format!("{word} · {used}/{max} slots{queued}{projects}{paused}")
         }
         Connection::Offline { reason, retry_at } => match retry_at {
             Some(at) => {
@@ -405,6 +416,7 @@ mod tests {
             is_default: None,
             last_error: None,
             insecure_transport: false,
+            paused: false,
         }
     }
 
@@ -427,6 +439,16 @@ mod tests {
         assert_eq!(
             status_line(&status(offline, 0, 0), UNIX_EPOCH),
             "Offline: refused"
+        );
+    }
+
+    #[test]
+    fn a_paused_device_says_so_and_how_to_resume() {
+        let mut s = status(Connection::Online, 1, 0);
+        s.paused = true;
+        assert_eq!(
+            status_line(&s, UNIX_EPOCH),
+            "Paused · 1/5 slots — new tasks are refused until `wegent-executor resume`"
         );
     }
 

@@ -39,6 +39,8 @@ pub trait TaskPort: Send + Sync + 'static {
     fn close_session(&self, payload: &Value);
     /// `device:execute_command`: returns the ack object (protocol.md §6).
     fn execute_command(&self, payload: Value) -> Pin<Box<dyn Future<Output = Value> + Send>>;
+    /// Pause (`true`) or resume new tasks: while paused a new task ends at once, refused.
+    fn set_paused(&self, paused: bool);
     /// Running and queued tasks, updated on every change.
     fn slots(&self) -> watch::Receiver<Slots>;
     /// Cancel everything; every task's terminal event is in the outbox when this returns.

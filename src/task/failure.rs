@@ -13,9 +13,12 @@ use super::workdir::WorkDirError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TaskFailure {
-    /// A task that arrived while the device shuts down.
-    #[error("The device is shutting down; send the message again once it is back online")]
+    /// A task that arrived while the device drains or shuts down.
+    #[error("This device is shutting down; it takes no new tasks.")]
     ShuttingDown,
+    /// A task that arrived while the user paused new tasks ([`crate::pause`]).
+    #[error("This device is paused by its user; resume it to take new tasks.")]
+    Paused,
     #[error("this device's queue is full ({waiting} {}); wait for some to finish or cancel them, then send the message again (or raise `max_queued_tasks` in config.toml)", if *.waiting == 1 { "task waiting" } else { "tasks waiting" })]
     QueueFull { waiting: usize },
     #[error(transparent)]
@@ -76,6 +79,7 @@ impl TaskFailure {
     pub fn code(&self) -> &'static str {
         match self {
             Self::ShuttingDown => "device_unavailable",
+            Self::Paused => "device_paused",
             Self::QueueFull { .. } => "queue_full",
             Self::InvalidTask(_) => "invalid_task",
             // Git failures as Wegent's executor reports them.
@@ -148,6 +152,7 @@ mod tests {
     fn codes_are_the_strings_the_server_always_received() {
         let cases = [
             (TaskFailure::ShuttingDown, "device_unavailable"),
+            (TaskFailure::Paused, "device_paused"),
             (TaskFailure::QueueFull { waiting: 2 }, "queue_full"),
             (TaskFailure::HookFailed("no".into()), "hook_failed"),
             (

@@ -58,6 +58,8 @@ struct State {
     running: Vec<Running>,
     finished: VecDeque<i64>,
     shutting_down: bool,
+    /// The user paused new tasks: new ones are refused, running and queued ones go on.
+    paused: bool,
     /// Tasks closed by the server whose folders go once their last turn has stopped.
     closing: HashSet<i64>,
 }
@@ -148,6 +150,8 @@ impl TaskManager {
         // Why the task ends at once without running.
         let refusal = if state.shutting_down {
             Some(TaskFailure::ShuttingDown)
+        } else if state.paused {
+            Some(TaskFailure::Paused)
         } else if let Some(refusal) = req.refusal.clone() {
             Some(TaskFailure::InvalidTask(refusal))
         } else if waiting_others >= max_queued {
@@ -222,6 +226,16 @@ impl TaskManager {
 
     pub fn slots(&self) -> watch::Receiver<Slots> {
         self.inner.slots.subscribe()
+    }
+
+    /// Pause or resume new tasks; running and queued ones are not touched.
+    pub fn set_paused(&self, paused: bool) {
+        self.inner.lock().paused = paused;
+        tracing::info!(
+            paused,
+            "new tasks {}",
+            if paused { "paused" } else { "resumed" }
+        );
     }
 
     /// Cancel everything; when this returns every task's terminal event is in the outbox.
@@ -516,6 +530,10 @@ impl TaskPort for TaskManager {
 
     fn slots(&self) -> watch::Receiver<Slots> {
         TaskManager::slots(self)
+    }
+
+    fn set_paused(&self, paused: bool) {
+        TaskManager::set_paused(self, paused);
     }
 
     fn shutdown(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
