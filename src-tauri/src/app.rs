@@ -1,7 +1,7 @@
 //! Building and running the Tauri app: plugins (single instance first), the tray, the core, the
 //! render loop, and the exit policy (closing windows never quits; only Quit does).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use tauri::{AppHandle, Manager, RunEvent, Runtime};
 use wegent_executor::keychain::{OsKeychain, SecretStore};
@@ -10,20 +10,18 @@ use wegent_executor::token::Token;
 use crate::app_settings;
 use crate::bridge;
 use crate::cli_args::Args;
+use crate::commands;
 use crate::core_config::{self, DeviceSetup};
 use crate::core_link::{idle_status, CoreLink};
+use crate::error::TrayError;
 use crate::icon::{icon_variant, tooltip, tray_state};
-use crate::menu_actions;
+use crate::menu_handler;
 use crate::notifier::DesktopNotifier;
 use crate::shell::Shell;
 use crate::token_window::{self, Section};
 use crate::tray::Tray;
 
-/// The executor settings and identity, read once at start.
-static SETUP: OnceLock<DeviceSetup> = OnceLock::new();
-
-pub fn run(args: Args, setup: DeviceSetup) -> Result<(), String> {
-    let _ = SETUP.set(setup);
+pub fn run(args: Args, setup: DeviceSetup) -> Result<(), TrayError> {
     let app = tauri::Builder::default()
         // First, so a second launch is caught before anything else starts.
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
@@ -40,21 +38,12 @@ pub fn run(args: Args, setup: DeviceSetup) -> Result<(), String> {
             Some(vec!["--minimized"]),
         ))
         .plugin(tauri_plugin_opener::init())
-        .invoke_handler(tauri::generate_handler![
-            token_window::window_state,
-            token_window::close_window,
-            token_window::check_token,
-            token_window::check_server_url,
-            token_window::test_and_save,
-            token_window::sign_in,
-            token_window::start_demo,
-        ])
+        .invoke_handler(commands::handler())
         .setup(move |app| {
-            setup_app(app.handle(), &args);
+            setup_app(app.handle(), &args, setup);
             Ok(())
         })
-        .build(tauri::generate_context!())
-        .map_err(|e| format!("could not start the app: {e}"))?;
+        .build(tauri::generate_context!())?;
     app.run(|_app, event| {
         if let RunEvent::ExitRequested {
             code: None, api, ..
@@ -67,8 +56,7 @@ pub fn run(args: Args, setup: DeviceSetup) -> Result<(), String> {
     Ok(())
 }
 
-fn setup_app<R: Runtime>(app: &AppHandle<R>, args: &Args) {
-    let setup = SETUP.get().expect("set before the app starts");
+fn setup_app<R: Runtime>(app: &AppHandle<R>, args: &Args, setup: DeviceSetup) {
     let settings_dir = app
         .path()
         .app_config_dir()
@@ -77,18 +65,20 @@ fn setup_app<R: Runtime>(app: &AppHandle<R>, args: &Args) {
         tracing::warn!("{e}; using default settings");
         Default::default()
     });
-    let server_url = core_config::server_url(setup, settings.server_url.as_deref());
-    let placeholder = core_config::placeholder(setup);
+    let server_url = core_config::server_url(&setup, settings.server_url.as_deref());
+    let placeholder = core_config::placeholder(&setup);
     let keychain: Arc<dyn SecretStore> = Arc::new(OsKeychain::new());
+    let logs_dir = setup
+        .settings
+        .home
+        .value
+        .join(wegent_executor::logging::LOG_DIR);
     let shell = Arc::new(Shell::new(
+        setup,
         CoreLink::new(idle_status(&placeholder)),
         keychain,
         settings_dir,
-        setup
-            .settings
-            .home
-            .value
-            .join(wegent_executor::logging::LOG_DIR),
+        logs_dir,
         settings.clone(),
         server_url.clone(),
     ));
@@ -107,7 +97,7 @@ fn setup_app<R: Runtime>(app: &AppHandle<R>, args: &Args) {
     let (demo, show, minimized) = (args.demo, args.show, args.minimized);
     tauri::async_runtime::spawn(async move {
         if demo {
-            if let Err(e) = crate::demo::start(&app).await {
+            if let Err(e) = crate::demo::start(&app, &shell).await {
                 tracing::error!("demo mode failed: {e}");
                 token_window::open(&app, Section::Token);
             }
@@ -117,7 +107,7 @@ fn setup_app<R: Runtime>(app: &AppHandle<R>, args: &Args) {
         let unconfigured = server_url.is_none() || token.is_none();
         match &server_url {
             Some(url) => {
-                if let Err(e) = restart_core(&shell, url, token).await {
+                if let Err(e) = shell.restart_core(url, token).await {
                     tracing::error!("{e}");
                 }
             }
@@ -139,7 +129,7 @@ fn create_tray<R: Runtime>(app: &AppHandle<R>, shell: &Shell) -> Option<Tray<R>>
     let state = tray_state(&status, false);
     let variant = icon_variant(shell.settings().tray_theme, cfg!(target_os = "macos"));
     let tip = tooltip(&model.header, bridge::VERSION);
-    match Tray::create(app, &model, state, variant, &tip, menu_actions::on_menu) {
+    match Tray::create(app, &model, state, variant, &tip, menu_handler::on_menu) {
         Ok(tray) => Some(tray),
         Err(e) => {
             // GNOME without the AppIndicator extension has no tray: keep running; a second
@@ -178,7 +168,7 @@ fn stop_on_signals<R: Runtime>(app: AppHandle<R>, shell: Arc<Shell>) {
             }
             tracing::info!("Ctrl-C: shutting down");
         }
-        menu_actions::shutdown_and_exit(app, shell);
+        menu_handler::shutdown_and_exit(app, shell);
     });
 }
 
@@ -211,14 +201,4 @@ async fn read_token(shell: &Arc<Shell>) -> Option<Token> {
             None
         }
     }
-}
-
-/// (Re)start the core for `url` with `token`.
-pub async fn restart_core(shell: &Shell, url: &str, token: Option<Token>) -> Result<(), String> {
-    let setup = SETUP.get().ok_or("the app is not set up yet")?;
-    let config = core_config::config_for(setup, url)?;
-    shell.core.stop(menu_actions::SHUTDOWN_GRACE).await;
-    shell.core.start(config, token);
-    shell.refresh.notify_one();
-    Ok(())
 }

@@ -4,6 +4,8 @@
 use tauri::{AppHandle, Runtime};
 use tauri_plugin_autostart::ManagerExt;
 
+use crate::error::TrayError;
+
 /// What to do with the OS entry so it matches what the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reconcile {
@@ -21,8 +23,8 @@ pub fn reconcile(wanted: bool, actual: Option<bool>) -> Reconcile {
     }
 }
 
-/// Make the OS entry match `wanted`. Errors are returned in words for the log and the menu.
-pub fn apply<R: Runtime>(app: &AppHandle<R>, wanted: bool) -> Result<(), String> {
+/// Make the OS entry match `wanted`.
+pub fn apply<R: Runtime>(app: &AppHandle<R>, wanted: bool) -> Result<(), TrayError> {
     let launcher = app.autolaunch();
     let actual = launcher.is_enabled().ok();
     let result = match reconcile(wanted, actual) {
@@ -30,7 +32,7 @@ pub fn apply<R: Runtime>(app: &AppHandle<R>, wanted: bool) -> Result<(), String>
         Reconcile::Enable => launcher.enable(),
         Reconcile::Disable => launcher.disable(),
     };
-    result.map_err(|e| format!("could not update the start-at-login entry: {e}"))?;
+    result?;
     tracing::info!(enabled = wanted, "start at login updated");
     Ok(())
 }

@@ -2,7 +2,6 @@
 //! (countdowns, elapsed times), recompute the menu model, apply it to the tray in place, and show
 //! whatever notices the policy lets through.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -20,10 +19,6 @@ use crate::tray::Tray;
 /// How long a first click on Quit (with tasks running) waits for the confirming second click.
 pub const QUIT_CONFIRM_WINDOW: Duration = Duration::from_secs(10);
 
-/// Set by the menu handler after a click: the host toggled a check mark by itself, so the next
-/// render must write every item again.
-pub static MENU_DIRTY: AtomicBool = AtomicBool::new(false);
-
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The menu model for the current state.
@@ -38,7 +33,7 @@ pub fn model(shell: &Shell, status: &DeviceStatus, now: SystemTime) -> MenuModel
         settings: &settings,
         keychain_problem: problem.as_deref(),
         server_configured: shell.server_url().is_some(),
-        demo_running: shell.demo().is_some(),
+        demo_running: shell.demo.url().is_some(),
         quit_pending,
         version: VERSION,
     };
@@ -88,7 +83,7 @@ pub async fn run<R: Runtime>(
             let settings = shell.settings();
             let state = tray_state(&current, shell.keychain_problem().is_some());
             let variant = icon_variant(settings.tray_theme, is_macos);
-            if MENU_DIRTY.swap(false, Ordering::SeqCst) {
+            if shell.take_menu_dirty() {
                 t.invalidate();
             }
             if let Err(e) = t.apply(

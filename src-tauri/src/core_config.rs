@@ -3,8 +3,8 @@
 //! in the token window (or the demo server) takes precedence over the configured backend URL.
 
 use wegent_executor::config::Config;
-use wegent_executor::identity;
-use wegent_executor::settings::{self, Overrides, Settings, Source, Sourced};
+use wegent_executor::identity::{self, IdentityError};
+use wegent_executor::settings::{self, Overrides, Settings, SettingsError, Source, Sourced};
 
 /// The executor settings plus this device's identity.
 #[derive(Debug, Clone)]
@@ -14,12 +14,19 @@ pub struct DeviceSetup {
     pub device_name: String,
 }
 
-pub fn load() -> Result<DeviceSetup, String> {
-    let settings = settings::load(&Overrides::default()).map_err(|e| e.to_string())?;
+/// Why the executor settings or this device's identity cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+}
+
+pub fn load() -> Result<DeviceSetup, SetupError> {
+    let settings = settings::load(&Overrides::default())?;
     let home = settings.home.value.clone();
-    let device_id = identity::device_id(&home, settings.device_id_override.as_deref())
-        .map_err(|e| e.to_string())?
-        .id;
+    let device_id = identity::device_id(&home, settings.device_id_override.as_deref())?.id;
     let device_name =
         identity::device_name(settings.device_name.as_ref().map(|s| s.value.as_str()));
     Ok(DeviceSetup {
@@ -37,7 +44,7 @@ pub fn server_url(setup: &DeviceSetup, chosen: Option<&str>) -> Option<String> {
 }
 
 /// The core's config for `url`.
-pub fn config_for(setup: &DeviceSetup, url: &str) -> Result<Config, String> {
+pub fn config_for(setup: &DeviceSetup, url: &str) -> Result<Config, SetupError> {
     let mut settings = setup.settings.clone();
     let chosen_differs = settings.backend_url.as_ref().map(|s| s.value.as_str()) != Some(url);
     if chosen_differs {
@@ -48,9 +55,7 @@ pub fn config_for(setup: &DeviceSetup, url: &str) -> Result<Config, String> {
         value: url.to_owned(),
         source: Source::Flag,
     });
-    settings
-        .to_config(setup.device_id.clone(), setup.device_name.clone())
-        .map_err(|e| e.to_string())
+    Ok(settings.to_config(setup.device_id.clone(), setup.device_name.clone())?)
 }
 
 /// A config used only to describe the device while no server is known (never started).

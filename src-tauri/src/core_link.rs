@@ -12,6 +12,19 @@ use wegent_executor::device::{self, DeviceHandle};
 use wegent_executor::status::{Command, Connection, DeviceEvent, DeviceStatus, Slots};
 use wegent_executor::token::Token;
 
+/// Running tasks get this long to be cancelled and reported when the core stops (quit, a new
+/// server) before it is left behind anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// Why a command could not reach the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CoreError {
+    #[error("not connected to a server yet: paste a token and the server address")]
+    NotStarted,
+    #[error("the device core has stopped; restart the app")]
+    Stopped,
+}
+
 pub struct CoreLink {
     running: Mutex<Option<Running>>,
     status: watch::Sender<DeviceStatus>,
@@ -116,17 +129,10 @@ impl CoreLink {
     }
 
     /// Send a command to the running core.
-    pub async fn send(&self, command: Command) -> Result<(), String> {
+    pub async fn send(&self, command: Command) -> Result<(), CoreError> {
         let commands = self.lock().as_ref().map(|r| r.commands.clone());
-        match commands {
-            Some(tx) => tx
-                .send(command)
-                .await
-                .map_err(|_| "the device core has stopped; restart the app".to_owned()),
-            None => {
-                Err("not connected to a server yet: paste a token and the server address".into())
-            }
-        }
+        let tx = commands.ok_or(CoreError::NotStarted)?;
+        tx.send(command).await.map_err(|_| CoreError::Stopped)
     }
 
     /// Shut the core down: running tasks are cancelled and get their terminal event, then the

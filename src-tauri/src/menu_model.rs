@@ -8,6 +8,7 @@ use wegent_executor::status::{Connection, DeviceStatus, RunningTask};
 use wegent_executor::token::TokenKind;
 
 use crate::app_settings::{AppSettings, NotifyKind};
+use crate::menu_action::MenuAction;
 use crate::menu_ids as id;
 use crate::token_check::{expiry, human_duration, Expiry};
 
@@ -276,7 +277,7 @@ pub fn build(status: &DeviceStatus, shell: &ShellState, now: SystemTime) -> Menu
     });
     let (default_text, default_enabled) = default_item(status);
     entries.push(Entry::check(
-        id::DEFAULT_DEVICE,
+        &MenuAction::ToggleDefaultDevice.id(),
         default_text,
         default_enabled,
         status.is_default == Some(true),
@@ -284,21 +285,33 @@ pub fn build(status: &DeviceStatus, shell: &ShellState, now: SystemTime) -> Menu
     entries.push(Entry::Separator);
 
     entries.push(Entry::item(
-        id::RESTART,
+        &MenuAction::RestartConnection.id(),
         "Restart connection",
         shell.server_configured,
     ));
-    entries.push(Entry::item(id::PASTE_TOKEN, "Paste token…", true));
-    entries.push(Entry::item(id::SIGN_IN, "Sign in…", true));
+    entries.push(Entry::item(
+        &MenuAction::PasteToken.id(),
+        "Paste token…",
+        true,
+    ));
+    entries.push(Entry::item(&MenuAction::SignIn.id(), "Sign in…", true));
     if shell.demo_running {
-        entries.push(Entry::item(id::DEMO, "Open demo console", true));
+        entries.push(Entry::item(
+            &MenuAction::Demo.id(),
+            "Open demo console",
+            true,
+        ));
     } else if !shell.server_configured || status.connection == Connection::NoToken {
-        entries.push(Entry::item(id::DEMO, "Try the demo (local server)", true));
+        entries.push(Entry::item(
+            &MenuAction::Demo.id(),
+            "Try the demo (local server)",
+            true,
+        ));
     }
     entries.push(Entry::Separator);
 
     entries.push(Entry::check(
-        id::START_AT_LOGIN,
+        &MenuAction::ToggleStartAtLogin.id(),
         "Start at login",
         true,
         shell.settings.start_at_login,
@@ -310,9 +323,8 @@ pub fn build(status: &DeviceStatus, shell: &ShellState, now: SystemTime) -> Menu
         children: NotifyKind::ALL
             .into_iter()
             .map(|k| {
-                let item_id = format!("{}{}", id::NOTIFY_PREFIX, k.key());
                 Entry::check(
-                    &item_id,
+                    &MenuAction::ToggleNotification(k).id(),
                     k.label(),
                     true,
                     shell.settings.notifications.enabled(k),
@@ -320,14 +332,22 @@ pub fn build(status: &DeviceStatus, shell: &ShellState, now: SystemTime) -> Menu
             })
             .collect(),
     });
-    entries.push(Entry::item(id::OPEN_LOGS, "Open logs folder", true));
     entries.push(Entry::item(
-        id::ABOUT,
+        &MenuAction::OpenLogs.id(),
+        "Open logs folder",
+        true,
+    ));
+    entries.push(Entry::item(
+        &MenuAction::About.id(),
         format!("About Wegent Device {}", shell.version),
         true,
     ));
     entries.push(Entry::Separator);
-    entries.push(Entry::item(id::QUIT, quit_label(status, shell), true));
+    entries.push(Entry::item(
+        &MenuAction::Quit.id(),
+        quit_label(status, shell),
+        true,
+    ));
     MenuModel { header, entries }
 }
 

@@ -295,3 +295,43 @@ fn an_unencrypted_connection_is_shown_as_a_warning_line() {
     };
     assert!(build(&s, &sh, at(2000)).find(id::INSECURE).is_some());
 }
+
+/// Every item a user can click maps to a [`MenuAction`], whatever the state (items that map to
+/// none only inform, and are disabled).
+#[test]
+fn every_clickable_item_is_an_action() {
+    fn leaves(entries: &[Entry], out: &mut Vec<(String, bool)>) {
+        for e in entries {
+            match e {
+                Entry::Item { id, enabled, .. } | Entry::Check { id, enabled, .. } => {
+                    out.push((id.clone(), *enabled))
+                }
+                Entry::Submenu { children, .. } => leaves(children, out),
+                Entry::Separator => {}
+            }
+        }
+    }
+    let settings = AppSettings::default();
+    let mut states = vec![
+        status(Connection::Online, 5, 2),
+        status(Connection::NoToken, 5, 0),
+        status(Connection::Stopped, 5, 0),
+    ];
+    states[1].token_kind = None;
+    for demo_running in [false, true] {
+        for s in &states {
+            let sh = ShellState {
+                demo_running,
+                server_configured: !demo_running,
+                ..shell(&settings)
+            };
+            let mut items = Vec::new();
+            leaves(&build(s, &sh, at(2000)).entries, &mut items);
+            for (item, enabled) in items {
+                if enabled {
+                    assert!(MenuAction::parse(&item).is_some(), "{item} does nothing");
+                }
+            }
+        }
+    }
+}

@@ -119,24 +119,31 @@ pub fn check_token(raw: &str, now: SystemTime) -> TokenVerdict {
     }
 }
 
+/// Why a typed server URL cannot be used; each says what to type instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServerUrlError {
+    #[error("Enter the address of your Wegent server, e.g. https://wegent.example.com")]
+    Empty,
+    #[error("{0:?} must start with http:// or https://, e.g. https://wegent.example.com")]
+    NotHttp(String),
+    #[error("{0:?} has no valid host name")]
+    NoHost(String),
+}
+
 /// Normalise a server URL typed by the user: trims, adds nothing silently except removing a
 /// trailing `/` or `/api` (people paste the API base), and refuses anything that is not http(s).
-pub fn check_server_url(raw: &str) -> Result<String, String> {
+pub fn check_server_url(raw: &str) -> Result<String, ServerUrlError> {
     let url = raw.trim();
     if url.is_empty() {
-        return Err(
-            "Enter the address of your Wegent server, e.g. https://wegent.example.com".into(),
-        );
+        return Err(ServerUrlError::Empty);
     }
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| {
-            format!("{url:?} must start with http:// or https://, e.g. https://wegent.example.com")
-        })?;
+        .ok_or_else(|| ServerUrlError::NotHttp(url.to_owned()))?;
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
     if host.is_empty() || host.contains(char::is_whitespace) {
-        return Err(format!("{url:?} has no valid host name"));
+        return Err(ServerUrlError::NoHost(url.to_owned()));
     }
     let mut normalised = url.trim_end_matches('/').to_owned();
     if let Some(base) = normalised.strip_suffix("/api") {
@@ -145,7 +152,8 @@ pub fn check_server_url(raw: &str) -> Result<String, String> {
     Ok(normalised)
 }
 
-fn capitalise(s: &str) -> String {
+/// The first letter in upper case (errors from lower layers start in lower case).
+pub fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
         Some(first) => first.to_uppercase().chain(c).collect(),
@@ -251,6 +259,7 @@ mod tests {
         );
         assert!(check_server_url("wegent.example.com")
             .unwrap_err()
+            .to_string()
             .contains("http://"));
         assert!(check_server_url("").is_err());
         assert!(check_server_url("https:///x").is_err());

@@ -6,13 +6,13 @@ use tauri::ipc::{CallbackFn, InvokeBody};
 use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, INVOKE_KEY};
 use tauri::webview::InvokeRequest;
 use tauri::WebviewWindowBuilder;
-use wegent_device::token_window;
+use wegent_device::commands;
 
 fn invoke(cmd: &str, body: Value) -> Result<Value, Value> {
     let app = mock_builder()
         .invoke_handler(tauri::generate_handler![
-            token_window::check_token,
-            token_window::check_server_url
+            commands::check_token,
+            commands::check_server_url
         ])
         .build(mock_context(noop_assets()))
         .expect("mock app");
@@ -56,4 +56,35 @@ fn check_server_url_normalises_or_explains() {
     assert_eq!(ok, Ok(json!("https://wegent.example.com")));
     let err = invoke("check_server_url", json!({ "url": "wegent.example.com" })).unwrap_err();
     assert!(err.as_str().unwrap().contains("http://"), "{err}");
+}
+
+/// The handler the app registers answers every command the capability grants (a listed command
+/// missing from `commands::handler` would reach the page as "command not found").
+#[test]
+fn the_app_handler_has_every_window_command() {
+    for &cmd in wegent_device::window_commands::WINDOW_COMMANDS {
+        let app = mock_builder()
+            .invoke_handler(commands::handler())
+            .build(mock_context(noop_assets()))
+            .expect("mock app");
+        let webview = WebviewWindowBuilder::new(&app, "token", Default::default())
+            .build()
+            .expect("mock window");
+        // No arguments and no managed state: every command answers, most with an error about
+        // what is missing, none with "not found".
+        let answer = get_ipc_response(
+            &webview,
+            InvokeRequest {
+                cmd: cmd.into(),
+                callback: CallbackFn(0),
+                error: CallbackFn(1),
+                url: "tauri://localhost".parse().unwrap(),
+                body: InvokeBody::Json(json!({})),
+                headers: Default::default(),
+                invoke_key: INVOKE_KEY.to_string(),
+            },
+        );
+        let text = format!("{answer:?}");
+        assert!(!text.contains("not found"), "{cmd}: {text}");
+    }
 }
