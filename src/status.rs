@@ -99,6 +99,8 @@ pub enum DeviceEvent {
     TaskStarted {
         task_id: i64,
         title: String,
+        /// The coding agent running it.
+        agent: AgentKind,
     },
     TaskCompleted {
         task_id: i64,

@@ -162,6 +162,8 @@ async fn run_comes_online_is_listed_and_stops_cleanly_on_sigterm() {
         seen.iter().any(|l| l.contains("/nonexistent/claude")),
         "{seen:#?}"
     );
+    let started = format!("Task {} started (Claude Code): say hello", task.task_id);
+    assert!(seen.contains(&started), "the agent is named: {seen:#?}");
     let outcome = server.wait_task_terminal(task.task_id, WAIT).await.unwrap();
     assert!(
         format!("{:?}", outcome.status).contains("Failed"),

@@ -264,7 +264,11 @@ pub fn event_line(event: &DeviceEvent) -> String {
 
 fn event_text(event: &DeviceEvent) -> String {
     match event {
-        DeviceEvent::TaskStarted { task_id, title } => format!("Task {task_id} started: {title}"),
+        DeviceEvent::TaskStarted {
+            task_id,
+            title,
+            agent,
+        } => format!("Task {task_id} started ({agent}): {title}"),
         DeviceEvent::TaskCompleted { task_id, title } => {
             format!("Task {task_id} completed: {title}")
         }
@@ -426,10 +430,11 @@ mod tests {
         let event = DeviceEvent::TaskStarted {
             task_id: 1,
             title: hostile.into(),
+            agent: crate::task::agent::AgentKind::Codex,
         };
         assert_eq!(
             event_line(&event),
-            "Task 1 started: fix build now!\tok\nnext"
+            "Task 1 started (Codex): fix build now!\tok\nnext"
         );
         assert!(matches!(terminal_safe("plain ünïcode"), Cow::Borrowed(_)));
         let offline = Connection::Offline {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
+use super::agent::AgentKind;
 use super::events::{ResponsesEvent, Turn, COMPLETED, ERROR, INCOMPLETE};
 use super::fit;
 use crate::outbox::Outbox;
@@ -15,6 +16,8 @@ use crate::status::DeviceEvent;
 pub struct Emitter {
     turn: Turn,
     title: String,
+    /// Named to the shell when the task starts.
+    agent: AgentKind,
     outbox: Outbox,
     events: broadcast::Sender<DeviceEvent>,
     terminal_sent: Arc<AtomicBool>,
@@ -24,12 +27,14 @@ impl Emitter {
     pub fn new(
         turn: Turn,
         title: String,
+        agent: AgentKind,
         outbox: Outbox,
         events: broadcast::Sender<DeviceEvent>,
     ) -> Self {
         Self {
             turn,
             title,
+            agent,
             outbox,
             events,
             terminal_sent: Arc::new(AtomicBool::new(false)),
@@ -49,6 +54,7 @@ impl Emitter {
         let _ = self.events.send(DeviceEvent::TaskStarted {
             task_id: self.turn.task_id,
             title: self.title.clone(),
+            agent: self.agent,
         });
     }
 
@@ -126,7 +132,13 @@ mod tests {
             model: String::new(),
             created_at: 0,
         };
-        let e = Emitter::new(turn.clone(), "t".into(), outbox.clone(), tx);
+        let e = Emitter::new(
+            turn.clone(),
+            "t".into(),
+            AgentKind::Claude,
+            outbox.clone(),
+            tx,
+        );
         e.emit(turn.text_delta("a", 0));
         e.emit(events::error("x", "first"));
         e.emit(turn.incomplete("", "late"));
@@ -150,7 +162,13 @@ mod tests {
             model: String::new(),
             created_at: 0,
         };
-        let e = Emitter::new(turn.clone(), "t".into(), outbox.clone(), tx);
+        let e = Emitter::new(
+            turn.clone(),
+            "t".into(),
+            AgentKind::Claude,
+            outbox.clone(),
+            tx,
+        );
         // 1.5 MB of text with escapes: cancelled after a long answer.
         e.emit(turn.incomplete(&"line \"quoted\"\n".repeat(100_000), "Task cancelled"));
         let (_, sent) = outbox.next_to_write().expect("the event is queued");

@@ -492,6 +492,7 @@ impl TaskManager {
         Emitter::new(
             self.turn_for(req),
             req.title.clone(),
+            req.agent(),
             self.inner.outbox.clone(),
             self.inner.events.clone(),
         )
