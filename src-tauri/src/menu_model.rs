@@ -190,9 +190,15 @@ fn task_line(task: &RunningTask, now: SystemTime) -> String {
     } else {
         truncate(&task.title, 48)
     };
+    // The agent first: with Claude Code and Codex tasks side by side, it tells them apart.
+    let agent = task.agent.name();
     match &task.project {
-        Some(project) => format!("{title} · {} — {}", truncate(project, 24), clock(elapsed)),
-        None => format!("{title} — {}", clock(elapsed)),
+        Some(project) => format!(
+            "{agent} · {title} · {} — {}",
+            truncate(project, 24),
+            clock(elapsed)
+        ),
+        None => format!("{agent} · {title} — {}", clock(elapsed)),
     }
 }
 

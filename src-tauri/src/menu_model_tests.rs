@@ -1,6 +1,7 @@
 use super::*;
 use crate::app_settings::AppSettings;
 use crate::test_support::{at, status, task};
+use wegent_executor::task::agent::AgentKind;
 
 fn shell(settings: &AppSettings) -> ShellState<'_> {
     ShellState {
@@ -158,33 +159,40 @@ fn running_tasks_show_title_and_elapsed() {
     s.slots.running = vec![task(7, "Fix the\nlogin bug", at(1000))];
     let m = build(&s, &sh, at(1000 + 125));
     assert_eq!(text_of(&m, id::TASKS), "Running tasks (1)");
-    assert_eq!(text_of(&m, "task.7.70"), "Fix the login bug — 2:05");
+    assert_eq!(
+        text_of(&m, "task.7.70"),
+        "Claude Code · Fix the login bug — 2:05"
+    );
     let later = build(&s, &sh, at(1000 + 3725));
-    assert_eq!(text_of(&later, "task.7.70"), "Fix the login bug — 1:02:05");
+    assert_eq!(
+        text_of(&later, "task.7.70"),
+        "Claude Code · Fix the login bug — 1:02:05"
+    );
 }
 
 #[test]
-fn a_running_task_line_names_its_project_folder() {
+fn a_running_task_line_names_its_agent_and_project_folder() {
     let settings = AppSettings::default();
     let sh = shell(&settings);
     let mut s = status(Connection::Online, 5, 0);
     let mut in_project = task(7, "Fix the login bug", at(1000));
     in_project.project = Some("myproj".into());
+    in_project.agent = AgentKind::Codex;
     let mut long_name = task(8, "Add tests", at(1000));
     long_name.project = Some("a-very-long-project-folder-name-indeed".into());
     s.slots.running = vec![in_project, long_name, task(9, "Chat", at(1000))];
     let m = build(&s, &sh, at(1000 + 125));
     assert_eq!(
         text_of(&m, "task.7.70"),
-        "Fix the login bug · myproj — 2:05"
+        "Codex · Fix the login bug · myproj — 2:05"
     );
     assert_eq!(
         text_of(&m, "task.8.80"),
-        "Add tests · a-very-long-project-fol… — 2:05"
+        "Claude Code · Add tests · a-very-long-project-fol… — 2:05"
     );
     assert_eq!(
         text_of(&m, "task.9.90"),
-        "Chat — 2:05",
+        "Claude Code · Chat — 2:05",
         "scratch dir: no folder"
     );
 }

@@ -337,7 +337,10 @@ def main():
     task = rest("POST", server_url + "/api/device-chat/tasks",
                 {"teamId": 1, "message": "Say hello from the tray e2e", "deviceId": device_id}, token=jwt)
     check("slot count goes to 1/5 while the task runs", wait_for(lambda: header_has("1/5 slots"), 20), header())
-    check("running task listed in the submenu", wait_for(lambda: node("Running tasks (1)"), 5))
+    # Both at once: the task may end right after. Its line names the agent running it.
+    check("running task listed in the submenu with its agent",
+          wait_for(lambda: node("Running tasks (1)") and node("Claude Code · Say hello from the tray e2e"), 5),
+          [n["props"].get("label") for n in nodes()])
     check("slot count back to 0/5 when done", wait_for(lambda: header_has("Online · 0/5 slots"), 30), header())
     done = rest("GET", f"{server_url}/api/tasks/{task['taskId']}", token=jwt)
     check("the server stored the streamed answer (COMPLETED)",
