@@ -43,7 +43,22 @@ config.toml in the executor home; keys, all optional:
   projects_dir (project folders; tasks run in its parent when it ends in `projects`)
   git_clone_timeout_secs (default 600)
   log_level (default info)
+  drain_grace_secs (default 60)
 The token is never read from the config file.
+
+Stopping `run` (SIGTERM or Ctrl-C):
+  1st signal  drain: no new tasks (they fail saying the device is shutting
+              down), queued ones end, running ones may finish for the drain
+              grace, then are cancelled and reported
+  2nd signal  cancel the running tasks now (reported as cancelled), exit
+  3rd signal  kill the tasks' processes and exit at once (code 130)
+
+Exit codes:
+  0    done; `run` stopped cleanly (tasks finished, or cancelled and reported)
+  1    failed (server or keychain error, …)
+  2    usage or settings error (bad flag, config.toml, no server URL)
+  3    no usable token, or the server refused it
+  130  `run` stopped by a third signal without the clean shutdown
 
 No server yet? Start `wegent-devserver` and use the URL and token it prints.";
 
@@ -114,10 +129,22 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// Pause new tasks before connecting (saved: the device stays paused until
+    /// `wegent-executor resume`).
+    #[arg(long)]
+    pub paused: bool,
+    /// On SIGTERM or Ctrl-C, how long running tasks may finish before they are cancelled
+    /// (default 60).
+    #[arg(long, value_name = "SECS")]
+    pub drain_grace_secs: Option<u64>,
+}
+
 #[derive(Debug, Clone, Subcommand)]
 pub enum Commands {
     /// Connect to the server and run tasks until stopped (the default).
-    Run,
+    Run(RunArgs),
     /// Print the resolved settings, device id and name, and the token's kind and expiry.
     Status,
     /// Sign in with a user name and password and store the login token in the OS keychain.
@@ -142,12 +169,19 @@ pub enum Commands {
     },
     /// Give this machine a new random device id (e.g. after cloning a machine or VM image).
     ResetDeviceId,
+    /// Pause new tasks: the device stays online and finishes what runs, but refuses new tasks
+    /// (saved; a running device follows within a second).
+    Pause,
+    /// Take new tasks again after `pause`.
+    Resume,
 }
 
 impl Cli {
     /// The subcommand, `run` when none is given.
     pub fn selected(&self) -> Commands {
-        self.command.clone().unwrap_or(Commands::Run)
+        self.command
+            .clone()
+            .unwrap_or(Commands::Run(RunArgs::default()))
     }
 
     /// The settings given as flags.
@@ -166,6 +200,10 @@ impl Cli {
             projects_dir: g.projects_dir.clone(),
             allow_stdio_mcp: g.allow_stdio_mcp,
             log_level: g.log_level.clone(),
+            drain_grace_secs: match &self.command {
+                Some(Commands::Run(run)) => run.drain_grace_secs,
+                _ => None,
+            },
         }
     }
 }
@@ -189,8 +227,23 @@ mod tests {
             "--backend-url",
             "http://x",
         ]);
-        assert!(matches!(cli.selected(), Commands::Run));
+        assert!(matches!(
+            cli.selected(),
+            Commands::Run(RunArgs { paused: false, .. })
+        ));
         assert_eq!(cli.overrides().backend_url.as_deref(), Some("http://x"));
+        let cli = Cli::parse_from([
+            "wegent-executor",
+            "run",
+            "--paused",
+            "--drain-grace-secs",
+            "5",
+        ]);
+        assert!(matches!(
+            cli.selected(),
+            Commands::Run(RunArgs { paused: true, .. })
+        ));
+        assert_eq!(cli.overrides().drain_grace_secs, Some(5));
         let cli = Cli::parse_from(["wegent-executor", "status", "--home", "/tmp/h", "-vv"]);
         assert!(matches!(cli.selected(), Commands::Status));
         assert_eq!(cli.global.verbose, 2);

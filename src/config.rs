@@ -14,6 +14,9 @@ pub const DEFAULT_SLOTS: u8 = 5;
 pub const DEFAULT_MAX_ATTACHMENT_MB: u64 = 100;
 /// Tasks waiting for a slot before new ones are refused.
 pub const DEFAULT_MAX_QUEUED: usize = 100;
+/// How long running tasks may finish after a stop signal before they are cancelled. Under
+/// systemd's default stop timeout (90 s), with room for the cancel and the final events.
+pub const DEFAULT_DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct Config {

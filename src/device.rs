@@ -81,6 +81,7 @@ pub fn start_with_tasks(
         last_error: None,
         insecure_transport: config.insecure_transport(),
         paused,
+        draining: false,
     };
     if initial.insecure_transport {
         tracing::warn!(
@@ -94,7 +95,7 @@ pub fn start_with_tasks(
     let (command_tx, command_rx) = mpsc::channel(16);
     let (session_tx, session_rx) = mpsc::channel(16);
 
-    let pause = PauseSwitch {
+    let admission = Admission {
         home: config.home.clone(),
         tasks: tasks.clone(),
         status: status_tx.clone(),
@@ -120,7 +121,7 @@ pub fn start_with_tasks(
         events.subscribe(),
         session_tx,
         account,
-        pause,
+        admission,
     ));
     let task = tokio::spawn(async move {
         session::run(session, token, session_rx).await;
@@ -146,24 +147,28 @@ async fn forward_slots(
     }
 }
 
-/// The pause switch of a running core: the saved marker, task admission and the status agree.
-/// Only [`route_commands`] uses it, so a command and a marker change never interleave.
-struct PauseSwitch {
+/// Whether the core takes new tasks: the user's pause switch (its saved marker, the task
+/// manager and the status agree) and the drain before a stop. Only [`route_commands`] uses it,
+/// so a command and a marker change never interleave.
+struct Admission {
     home: PathBuf,
     tasks: Arc<dyn TaskPort>,
     status: Arc<watch::Sender<DeviceStatus>>,
 }
 
-impl PauseSwitch {
+impl Admission {
     /// The user flipped the switch here: save it, then apply it (also when saving failed: the
     /// user asked for it; the error says it will not outlive the process).
-    async fn set(&self, paused: bool) {
+    async fn set_paused(&self, paused: bool) {
         let home = self.home.clone();
         let saved = tokio::task::spawn_blocking(move || crate::pause::set_paused(&home, paused))
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
         if let Err(e) = &saved {
-            let message = crate::pause::save_error(&self.home, paused, e);
+            let message = format!(
+                "{}; it applies until the device stops",
+                crate::pause::save_error(&self.home, paused, e)
+            );
             tracing::warn!("{message}");
             self.status.send_modify(|s| s.last_error = Some(message));
         }
@@ -179,6 +184,14 @@ impl PauseSwitch {
                 self.apply(paused);
             }
         }
+    }
+
+    /// Take no new task from now on, end the queued ones, and stop the session once the running
+    /// ones have finished or `grace` has passed.
+    fn drain(&self, grace: std::time::Duration, session: mpsc::Sender<SessionCommand>) {
+        self.tasks.drain();
+        self.status.send_modify(|s| s.draining = true);
+        tokio::spawn(stop_when_idle(self.tasks.slots(), grace, session));
     }
 
     fn apply(&self, paused: bool) {
@@ -200,14 +213,14 @@ async fn route_commands(
     mut events: broadcast::Receiver<DeviceEvent>,
     session: mpsc::Sender<SessionCommand>,
     account: Account,
-    pause: PauseSwitch,
+    admission: Admission,
 ) {
     let mut marker_poll = tokio::time::interval(crate::pause::MARKER_POLL);
     marker_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let command = tokio::select! {
             _ = marker_poll.tick() => {
-                pause.follow_marker();
+                admission.follow_marker();
                 continue;
             }
             command = commands.recv() => match command {
@@ -248,7 +261,11 @@ async fn route_commands(
                 continue;
             }
             Command::SetPaused(paused) => {
-                pause.set(paused).await;
+                admission.set_paused(paused).await;
+                continue;
+            }
+            Command::Drain { grace } => {
+                admission.drain(grace, session.clone());
                 continue;
             }
         };
@@ -257,6 +274,33 @@ async fn route_commands(
             return;
         }
     }
+}
+
+/// The end of a drain: once no task runs, or `grace` has passed, shut the session down (which
+/// cancels what still runs and reports it).
+async fn stop_when_idle(
+    mut slots: watch::Receiver<Slots>,
+    grace: std::time::Duration,
+    session: mpsc::Sender<SessionCommand>,
+) {
+    let running = slots.borrow().running.len();
+    tracing::info!(
+        running,
+        grace_secs = grace.as_secs(),
+        "draining: no new tasks; waiting for the running ones"
+    );
+    let idle = tokio::time::timeout(grace, slots.wait_for(|s| s.running.is_empty()))
+        .await
+        .is_ok();
+    if idle {
+        tracing::info!("drained: no task runs");
+    } else {
+        tracing::warn!(
+            running = slots.borrow().running.len(),
+            "the drain's grace is over; cancelling the tasks still running"
+        );
+    }
+    let _ = session.send(SessionCommand::Shutdown).await;
 }
 
 /// Start the core with Claude Code task execution (`crate::task::TaskManager`).

@@ -50,7 +50,7 @@ pub fn set_paused(home: &Path, paused: bool) -> io::Result<()> {
 pub fn save_error(home: &Path, paused: bool, e: &io::Error) -> String {
     let what = if paused { "pause" } else { "resume" };
     format!(
-        "could not save the {what} in {}: {e}; it applies until the device stops",
+        "could not save the {what} in {}: {e}",
         marker_path(home).display()
     )
 }

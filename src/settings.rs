@@ -20,6 +20,7 @@
 //! log_level = "info"                           # or RUST_LOG-style directives
 //! max_queued_tasks = 100                       # tasks waiting for a slot; more fail at once
 //! task_retention_days = 7                      # a task's private state is removed after this
+//! drain_grace_secs = 60                        # on SIGTERM, running tasks may finish this long
 //! ```
 //!
 //! The token is never read from the config file: flag, environment, or the OS keychain only
@@ -129,6 +130,7 @@ pub struct FileConfig {
     pub log_level: Option<String>,
     pub max_queued_tasks: Option<usize>,
     pub task_retention_days: Option<u64>,
+    pub drain_grace_secs: Option<u64>,
 }
 
 /// Values given as command-line flags.
@@ -146,6 +148,7 @@ pub struct Overrides {
     pub projects_dir: Option<PathBuf>,
     pub allow_stdio_mcp: bool,
     pub log_level: Option<String>,
+    pub drain_grace_secs: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -198,6 +201,8 @@ pub struct Settings {
     pub log_level: Option<Sourced<String>>,
     pub max_queued: Sourced<usize>,
     pub task_retention: Sourced<Duration>,
+    /// On a stop signal, how long running tasks may finish before they are cancelled.
+    pub drain_grace: Sourced<Duration>,
     pub keychain_enabled: bool,
 }
 
@@ -284,6 +289,11 @@ pub fn resolve(
         "task_timeout_secs",
         pick(flags.task_timeout_secs, None, f.task_timeout_secs),
         TaskConfig::default().task_timeout,
+    )?;
+    let drain_grace = seconds(
+        "drain_grace_secs",
+        pick(flags.drain_grace_secs, None, f.drain_grace_secs),
+        crate::config::DEFAULT_DRAIN_GRACE,
     )?;
     let git_clone_timeout = seconds(
         "git_clone_timeout_secs",
@@ -380,6 +390,7 @@ pub fn resolve(
         log_level: pick_str(&flags.log_level, None, &f.log_level),
         max_queued,
         task_retention,
+        drain_grace,
         keychain_enabled,
     })
 }

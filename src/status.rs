@@ -90,6 +90,9 @@ pub struct DeviceStatus {
     /// The user paused new tasks ([`crate::pause`]): online, running tasks go on, new ones are
     /// refused.
     pub paused: bool,
+    /// The device is stopping ([`Command::Drain`]): it takes no new task, the running ones may
+    /// finish.
+    pub draining: bool,
 }
 
 /// Something worth telling the user about once.
@@ -136,4 +139,8 @@ pub enum Command {
     SetPaused(bool),
     /// Cancel running tasks (each gets a terminal event), disconnect politely and stop.
     Shutdown,
+    /// Stop gracefully: take no new task (it fails saying the device is shutting down), end the
+    /// queued ones, let the running ones finish for up to `grace`, then [`Command::Shutdown`]
+    /// (which cancels what still runs). A `Shutdown` meanwhile cancels at once.
+    Drain { grace: std::time::Duration },
 }

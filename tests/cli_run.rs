@@ -2,13 +2,22 @@
 //! Wegent-compatible Socket.IO + REST server, in-process on loopback).
 #![cfg(unix)]
 
+#[path = "support/mock_anthropic.rs"]
+mod mock_anthropic;
+#[path = "support/procs.rs"]
+mod procs;
+#[path = "support/task_harness.rs"]
+mod task_harness;
+
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use base64::Engine as _;
+use mock_anthropic::{MockAnthropic, Script};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
-use wegent_devserver::{DevServer, DevServerConfig, RunningDevServer};
+use wegent_devserver::{DevServer, DevServerConfig, RunningDevServer, TaskStatus};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wegent-executor");
 const WAIT: Duration = Duration::from_secs(20);
@@ -247,4 +256,230 @@ async fn an_api_key_connects_but_cannot_manage_devices() {
         .unwrap()
         .unwrap();
     assert!(status.success());
+}
+
+// ---- pause and stop signals ------------------------------------------------------------------
+
+const PAUSED: &str = "This device is paused by its user; resume it to take new tasks.";
+const SHUTTING_DOWN: &str = "This device is shutting down; it takes no new tasks.";
+const ONLINE: &str = "Online · 0/5 slots";
+
+/// A test devserver that keeps a device online as long as the real server does (90 s): the
+/// CLI heartbeats every 30 s, slower than the test server's TTL.
+fn server_config() -> DevServerConfig {
+    let mut cfg = DevServerConfig::for_tests();
+    cfg.timings.online_ttl = Duration::from_secs(90);
+    cfg
+}
+
+/// A devserver whose model is the mock API playing `script` (the real Claude CLI talks to it).
+async fn server_with_model(script: Script) -> (RunningDevServer, MockAnthropic) {
+    let mock = MockAnthropic::start(script).await;
+    let mut cfg = server_config();
+    cfg.model.base_url = format!("{}/v1", mock.url);
+    cfg.model.api_key = "sk-fake".into();
+    (DevServer::start(cfg).await.unwrap(), mock)
+}
+
+/// `run` with the pinned real Claude CLI and every task folder under `home`
+/// (`home/workspace/<task id>`), plus `extra` arguments; returns its stdout lines once it printed
+/// `ready`.
+async fn run_device(
+    home: &Path,
+    server: &RunningDevServer,
+    token: &str,
+    extra: &[&str],
+    ready: &str,
+) -> (Child, Lines<BufReader<ChildStdout>>, String) {
+    let claude = task_harness::claude_path();
+    let projects = home.join("workspace").join("projects");
+    let mut args = vec![
+        "run",
+        "--claude-path",
+        claude.to_str().unwrap(),
+        "--projects-dir",
+        projects.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let mut child = spawn(home, server, token, &args);
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    until_line(&mut lines, ready).await;
+    let device_id = std::fs::read_to_string(home.join("device_id"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    (child, lines, device_id)
+}
+
+fn workspace(home: &Path, task_id: i64) -> PathBuf {
+    home.join("workspace").join(task_id.to_string())
+}
+
+async fn exits_cleanly(mut child: Child, lines: &mut Lines<BufReader<ChildStdout>>) {
+    until_line(lines, "Stopped.").await;
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("the device exits")
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "a clean stop exits 0");
+}
+
+/// `run --paused`, `pause`, `resume` and `status` act on the saved switch; the running device
+/// follows each change and refuses a task while paused, online all along.
+#[tokio::test(flavor = "multi_thread")]
+async fn pause_and_resume_reach_the_running_device_and_status_shows_them() {
+    let server = DevServer::start(server_config()).await.unwrap();
+    let token = server.demo_token().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let (child, mut lines, device_id) = run_device(
+        home.path(),
+        &server,
+        &token,
+        &["--paused"],
+        "Paused · 0/5 slots — new tasks are refused until `wegent-executor resume`",
+    )
+    .await;
+    let (code, text) = cli_output(home.path(), &server, &token, &["status"]).await;
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("New tasks:       paused"), "{text}");
+
+    let task = server
+        .dispatch_task("admin", Some(&device_id), "while paused")
+        .await
+        .unwrap();
+    let outcome = server.wait_task_terminal(task.task_id, WAIT).await.unwrap();
+    assert_eq!(outcome.status, TaskStatus::Failed);
+    assert_eq!(outcome.error_message.as_deref(), Some(PAUSED));
+    until_line(&mut lines, &format!("Task {} failed", task.task_id)).await;
+
+    let (code, text) = cli_output(home.path(), &server, &token, &["resume"]).await;
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.starts_with("Resumed"), "{text}");
+    until_line(&mut lines, "Online · 0/5 slots").await;
+    let (code, text) = cli_output(home.path(), &server, &token, &["pause"]).await;
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("A running device follows within a second"),
+        "{text}"
+    );
+    until_line(&mut lines, "Paused · 0/5 slots").await;
+    assert_eq!(server.register_count(&device_id), 1, "never went offline");
+
+    sigterm(&child);
+    exits_cleanly(child, &mut lines).await;
+    assert!(
+        home.path().join("paused").is_file(),
+        "still paused for the next start"
+    );
+}
+
+/// SIGTERM drains: a task sent meanwhile is refused saying the device is shutting down, the
+/// running one streams to its end, then the device exits 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_the_running_task_finish_refuses_new_ones_and_exits_0() {
+    let chunks = 30;
+    let (server, mock) = server_with_model(Script::Slow {
+        chunks,
+        interval: Duration::from_millis(150),
+    })
+    .await;
+    let token = server.demo_token().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let (child, mut lines, device_id) = run_device(home.path(), &server, &token, &[], ONLINE).await;
+    let running = server
+        .dispatch_task("admin", Some(&device_id), "write slowly")
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, mock.wait_for_requests(1))
+        .await
+        .expect("Claude Code reached the model");
+
+    sigterm(&child);
+    until_line(&mut lines, "Stopping · 1/5 slots — no new tasks").await;
+    let refused = server
+        .dispatch_task("admin", Some(&device_id), "too late")
+        .await
+        .unwrap();
+    let outcome = server
+        .wait_task_terminal(refused.task_id, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, TaskStatus::Failed);
+    assert_eq!(outcome.error_message.as_deref(), Some(SHUTTING_DOWN));
+
+    let outcome = server
+        .wait_task_terminal(running.task_id, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, TaskStatus::Completed, "{outcome:?}");
+    let text: String = (0..chunks).map(|i| format!("chunk {i}. ")).collect();
+    assert_eq!(outcome.result_text.as_deref(), Some(text.as_str()));
+    exits_cleanly(child, &mut lines).await;
+}
+
+/// A second SIGTERM cancels the running task at once: the server records it CANCELLED, the
+/// device exits 0, and no process of the task is left.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_sigterm_cancels_the_running_task_cleanly() {
+    let (server, mock) = server_with_model(Script::Slow {
+        chunks: 600,
+        interval: Duration::from_millis(100),
+    })
+    .await;
+    let token = server.demo_token().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let (child, mut lines, device_id) = run_device(home.path(), &server, &token, &[], ONLINE).await;
+    let task = server
+        .dispatch_task("admin", Some(&device_id), "write for a minute")
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, mock.wait_for_requests(1))
+        .await
+        .expect("Claude Code reached the model");
+    let pids = procs::processes_with_cwd(&workspace(home.path(), task.task_id));
+    assert!(!pids.is_empty(), "Claude Code runs in the task's folder");
+
+    sigterm(&child);
+    until_line(&mut lines, "Stopping · 1/5 slots").await;
+    sigterm(&child);
+    until_line(&mut lines, "Cancelling the running tasks").await;
+    let outcome = server.wait_task_terminal(task.task_id, WAIT).await.unwrap();
+    assert_eq!(outcome.status, TaskStatus::Cancelled, "{outcome:?}");
+    exits_cleanly(child, &mut lines).await;
+    procs::await_gone(&pids).await;
+}
+
+/// Past the drain grace (`--drain-grace-secs`), the running task is cancelled and reported.
+#[tokio::test(flavor = "multi_thread")]
+async fn past_the_drain_grace_the_running_task_is_cancelled() {
+    let (server, mock) = server_with_model(Script::Slow {
+        chunks: 600,
+        interval: Duration::from_millis(100),
+    })
+    .await;
+    let token = server.demo_token().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let (child, mut lines, device_id) = run_device(
+        home.path(),
+        &server,
+        &token,
+        &["--drain-grace-secs", "1"],
+        ONLINE,
+    )
+    .await;
+    let task = server
+        .dispatch_task("admin", Some(&device_id), "write for a minute")
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, mock.wait_for_requests(1))
+        .await
+        .expect("Claude Code reached the model");
+    let pids = procs::processes_with_cwd(&workspace(home.path(), task.task_id));
+
+    sigterm(&child);
+    until_line(&mut lines, "may finish within 1 s").await;
+    let outcome = server.wait_task_terminal(task.task_id, WAIT).await.unwrap();
+    assert_eq!(outcome.status, TaskStatus::Cancelled, "{outcome:?}");
+    exits_cleanly(child, &mut lines).await;
+    procs::await_gone(&pids).await;
 }

@@ -56,6 +56,7 @@ pub fn idle_status(config: &Config) -> DeviceStatus {
         last_error: None,
         insecure_transport: config.insecure_transport(),
         paused: wegent_executor::pause::is_paused(&config.home).unwrap_or(false),
+        draining: false,
     }
 }
 

@@ -41,5 +41,6 @@ pub fn status(connection: Connection, max: u8, used: usize) -> DeviceStatus {
         last_error: None,
         insecure_transport: false,
         paused: false,
+        draining: false,
     }
 }

@@ -72,7 +72,7 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
     let _log_guard = crate::logging::init(&log_options).map_err(CliError::config)?;
 
     match cli.selected() {
-        Commands::Run => super::run::run(&cli, &settings).await,
+        Commands::Run(args) => super::run::run(&cli, &args, &settings).await,
         Commands::Status => status(&cli, &settings).await,
         Commands::Login { user } => login(&settings, &user).await,
         Commands::Logout => logout(&settings).await,
@@ -80,6 +80,8 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
         Commands::SetDefault { device_id } => set_default(&cli, &settings, device_id).await,
         Commands::DeleteDevice { device_id } => delete_device(&cli, &settings, &device_id).await,
         Commands::ResetDeviceId => reset_device_id(&settings),
+        Commands::Pause => set_paused(&settings, true),
+        Commands::Resume => set_paused(&settings, false),
     }
 }
 
@@ -101,6 +103,11 @@ async fn status(cli: &Cli, settings: &Settings) -> Result<(), CliError> {
         Err(e) => (None, format!("not in the environment; keychain: {e}")),
     };
     println!("{}", render::labelled("Token", &line));
+    let paused = crate::pause::is_paused(&settings.home.value);
+    println!(
+        "{}",
+        render::labelled("New tasks", &render::pause_state(&paused))
+    );
     if let (Some(token), Some(url)) = (token, settings.backend_url.as_ref()) {
         let query = server_view(&url.value, token, &device_id.id);
         let answer = tokio::time::timeout(STATUS_QUERY_TIMEOUT, query).await;
@@ -237,6 +244,16 @@ fn reset_device_id(settings: &Settings) -> Result<(), CliError> {
     if settings.device_id_override.is_some() {
         println!("Note: DEVICE_ID is set in the environment and overrides the saved id.");
     }
+    Ok(())
+}
+
+/// `pause` / `resume`: save the switch; a running device (CLI, service or tray) follows it.
+fn set_paused(settings: &Settings, paused: bool) -> Result<(), CliError> {
+    let home = &settings.home.value;
+    let was = crate::pause::is_paused(home).unwrap_or(!paused);
+    crate::pause::set_paused(home, paused)
+        .map_err(|e| CliError::failed(crate::pause::save_error(home, paused, &e)))?;
+    println!("{}", render::pause_changed(was, paused));
     Ok(())
 }
 

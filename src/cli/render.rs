@@ -25,7 +25,9 @@ pub fn status_line(status: &DeviceStatus, now: SystemTime) -> String {
         Connection::Online => {
             let slots = &status.slots;
             let (used, max) = (slots.used(), usize::from(slots.max));
-            let word = if status.paused {
+            let word = if status.draining {
+                "Stopping"
+            } else if status.paused {
                 "Paused"
             } else if max > 0 && used >= max {
                 "Busy"
@@ -48,7 +50,9 @@ pub fn status_line(status: &DeviceStatus, now: SystemTime) -> String {
             } else {
                 format!(" — in {}", projects.join(", "))
             };
-            let paused = if status.paused {
+            let paused = if status.draining {
+                " — no new tasks; the running ones may finish"
+            } else if status.paused {
                 " — new tasks are refused until `wegent-executor resume`"
             } else {
                 ""
@@ -143,6 +147,14 @@ pub fn settings_report(settings: &Settings, id: &DeviceId, name: &str) -> Vec<St
                 "{} ({})",
                 duration(settings.task_timeout.value),
                 settings.task_timeout.source
+            ),
+        ),
+        (
+            "Drain on stop",
+            format!(
+                "running tasks may finish for {} ({}), then are cancelled",
+                duration(settings.drain_grace.value),
+                settings.drain_grace.source
             ),
         ),
         (
@@ -284,6 +296,44 @@ fn event_text(event: &DeviceEvent) -> String {
     }
 }
 
+/// What `run` prints on the first stop signal.
+pub fn drain_line(running: usize, grace: Duration) -> String {
+    match running {
+        0 => "Stopping (no task runs)…".to_owned(),
+        n => format!(
+            "Stopping: no new tasks; {n} running {} may finish within {}, then {} cancelled. Press Ctrl-C (or send SIGTERM) again to cancel now.",
+            if n == 1 { "task" } else { "tasks" },
+            duration(grace),
+            if n == 1 { "it is" } else { "they are" },
+        ),
+    }
+}
+
+/// The `status` line of the pause switch (`wegent-executor pause|resume`).
+pub fn pause_state(paused: &std::io::Result<bool>) -> String {
+    match paused {
+        Ok(true) => "paused — the device stays online but refuses new tasks; `wegent-executor resume` takes them again".to_owned(),
+        Ok(false) => "taken (pause with `wegent-executor pause`)".to_owned(),
+        Err(e) => format!("unknown: cannot read the pause switch ({e})"),
+    }
+}
+
+/// What `pause` / `resume` print: what changed and what it means for a running device.
+pub fn pause_changed(was: bool, now: bool) -> String {
+    let state = if now {
+        "Paused: this device stays online and finishes what runs, but refuses new tasks. Take them again with `wegent-executor resume`."
+    } else {
+        "Resumed: this device takes new tasks."
+    };
+    let note = match (was == now, now) {
+        (true, true) => " (it was already paused)",
+        (true, false) => " (it was not paused)",
+        // A running device looks at the saved switch every second.
+        (false, _) => " A running device follows within a second.",
+    };
+    format!("{state}{note}")
+}
+
 /// What a token is, never the token: `login token for admin, expires in 6 d 23 h (…)`.
 pub fn token_summary(token: &Token, now: SystemTime) -> String {
     let kind = match token.kind() {
@@ -421,6 +471,7 @@ mod tests {
             last_error: None,
             insecure_transport: false,
             paused: false,
+            draining: false,
         }
     }
 
@@ -455,6 +506,33 @@ mod tests {
             status_line(&s, UNIX_EPOCH),
             "Paused · 1/5 slots — new tasks are refused until `wegent-executor resume`"
         );
+    }
+
+    #[test]
+    fn a_draining_device_says_it_is_stopping() {
+        let mut s = status(Connection::Online, 2, 0);
+        s.paused = true;
+        s.draining = true;
+        assert_eq!(
+            status_line(&s, UNIX_EPOCH),
+            "Stopping · 2/5 slots — no new tasks; the running ones may finish"
+        );
+        assert_eq!(
+            drain_line(2, Duration::from_secs(60)),
+            "Stopping: no new tasks; 2 running tasks may finish within 1 min 0 s, then they are cancelled. Press Ctrl-C (or send SIGTERM) again to cancel now."
+        );
+        assert_eq!(
+            drain_line(0, Duration::from_secs(60)),
+            "Stopping (no task runs)…"
+        );
+    }
+
+    #[test]
+    fn pause_and_resume_say_what_changed() {
+        assert!(pause_changed(false, true).ends_with("A running device follows within a second."));
+        assert!(pause_changed(true, true).ends_with("(it was already paused)"));
+        assert!(pause_changed(false, false).starts_with("Resumed"));
+        assert!(pause_state(&Ok(true)).contains("`wegent-executor resume`"));
     }
 
     #[test]

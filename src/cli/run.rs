@@ -1,19 +1,20 @@
-//! `wegent-executor run`: start the core, print its state in words, shut down cleanly on
-//! SIGINT/SIGTERM.
+//! `wegent-executor run`: start the core, print its state in words, stop on SIGINT/SIGTERM: the
+//! first signal drains (no new tasks, running ones may finish for the drain grace), the second
+//! cancels what runs, the third kills it and exits at once.
 
 use std::future::Future;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::broadcast::error::RecvError;
 
 use super::commands::{device_identity, require_token, CliError};
 use super::render;
-use super::Cli;
+use super::{Cli, RunArgs};
 use crate::settings::Settings;
 use crate::status::{Command, Connection, DeviceEvent};
 use crate::token::Token;
 
-pub(super) async fn run(cli: &Cli, settings: &Settings) -> Result<(), CliError> {
+pub(super) async fn run(cli: &Cli, args: &RunArgs, settings: &Settings) -> Result<(), CliError> {
     let backend = settings
         .require_backend()
         .map_err(CliError::config)?
@@ -50,8 +51,20 @@ pub(super) async fn run(cli: &Cli, settings: &Settings) -> Result<(), CliError> 
     let warn_at = token
         .expires_at()
         .and_then(|exp| exp.checked_sub(render::EXPIRY_WARNING));
+    if args.paused {
+        let home = &settings.home.value;
+        crate::pause::set_paused(home, true)
+            .map_err(|e| CliError::failed(crate::pause::save_error(home, true, &e)))?;
+    }
     let handle = crate::device::start(config, Some(token.clone()));
-    supervise(handle, shutdown_signal(), expiry_timer(warn_at, token)).await
+    let signals = StopSignals::new().map_err(CliError::failed)?;
+    supervise(
+        handle,
+        signals,
+        settings.drain_grace.value,
+        expiry_timer(warn_at, token),
+    )
+    .await
 }
 
 /// Resolves with the expiry warning once the token is within a day of expiring (never for API
@@ -67,22 +80,33 @@ async fn expiry_timer(warn_at: Option<SystemTime>, token: Token) -> String {
     }
 }
 
-/// Print status changes and task events until the core stops; on the first signal ask the core
-/// to shut down cleanly, on a second one give up waiting.
+/// How far a stop has gone: each stop signal takes it one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stopping {
+    No,
+    /// No new tasks; running ones may finish for the grace.
+    Draining,
+    /// Running tasks are being cancelled and reported.
+    Cancelling,
+}
+
+/// Print status changes and task events until the core stops; stop signals drain, then cancel,
+/// then kill (see the module doc).
 async fn supervise(
     handle: crate::device::DeviceHandle,
-    signal: impl Future<Output = ()>,
+    mut signals: StopSignals,
+    grace: Duration,
     expiry: impl Future<Output = String>,
 ) -> Result<(), CliError> {
     let mut status = handle.status.clone();
     let mut events = Some(handle.events());
     let commands = handle.commands.clone();
     let stopped = handle.stopped();
-    tokio::pin!(stopped, signal, expiry);
+    tokio::pin!(stopped, expiry);
     let mut expiry_due = true;
     let mut last_line = String::new();
     let mut rejected: Option<String> = None;
-    let mut stopping = false;
+    let mut stopping = Stopping::No;
     let mut status_open = true;
     let mut show = |line: String| {
         if line != last_line {
@@ -106,8 +130,8 @@ async fn supervise(
                 show(render::status_line(&now, SystemTime::now()));
                 if let Connection::TokenRejected { message } = &now.connection {
                     rejected = Some(message.clone());
-                    if !stopping {
-                        stopping = true;
+                    if stopping != Stopping::Cancelling {
+                        stopping = Stopping::Cancelling;
                         let _ = commands.send(Command::Shutdown).await;
                     }
                 }
@@ -121,18 +145,26 @@ async fn supervise(
                 expiry_due = false;
                 eprintln!("{warning}");
             }
-            _ = &mut signal, if !stopping => {
-                stopping = true;
-                println!("Shutting down (running tasks are cancelled and reported)… press Ctrl-C again to quit at once");
-                let _ = commands.send(Command::Shutdown).await;
-            }
-            _ = shutdown_signal(), if stopping => {
-                // No more waiting for tasks to stop politely, but nothing they started outlives
-                // the device: kill every child now, then exit.
-                let killed = crate::task::orphans::kill_own_children();
-                tracing::warn!(killed, "second stop signal: killed the running tasks' processes");
-                return Err(CliError { message: "stopped without waiting for the clean shutdown; running tasks were killed".into(), code: 130 });
-            }
+            () = signals.next() => match stopping {
+                Stopping::No => {
+                    stopping = Stopping::Draining;
+                    let running = status.borrow().slots.running.len();
+                    println!("{}", render::drain_line(running, grace));
+                    let _ = commands.send(Command::Drain { grace }).await;
+                }
+                Stopping::Draining => {
+                    stopping = Stopping::Cancelling;
+                    println!("Cancelling the running tasks (each is reported as cancelled)… a third signal quits at once");
+                    let _ = commands.send(Command::Shutdown).await;
+                }
+                Stopping::Cancelling => {
+                    // No more waiting for tasks to stop politely, but nothing they started
+                    // outlives the device: kill every child now, then exit.
+                    let killed = crate::task::orphans::kill_own_children();
+                    tracing::warn!(killed, "third stop signal: killed the running tasks' processes");
+                    return Err(CliError { message: "stopped without waiting for the clean shutdown; running tasks were killed".into(), code: 130 });
+                }
+            },
         }
     }
     match rejected {
@@ -155,25 +187,41 @@ async fn recv_event(
     }
 }
 
-/// SIGINT or SIGTERM (Ctrl-C only on Windows).
-async fn shutdown_signal() {
+/// SIGINT and SIGTERM (Ctrl-C only on Windows), listened to for the whole run, so no signal
+/// between two waits is lost.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn new() -> Result<Self, String> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let listen = |kind: SignalKind| {
+                signal(kind).map_err(|e| format!("cannot listen for stop signals: {e}"))
+            };
+            Ok(Self {
+                interrupt: listen(SignalKind::interrupt())?,
+                terminate: listen(SignalKind::terminate())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -41,6 +41,8 @@ pub trait TaskPort: Send + Sync + 'static {
     fn execute_command(&self, payload: Value) -> Pin<Box<dyn Future<Output = Value> + Send>>;
     /// Pause (`true`) or resume new tasks: while paused a new task ends at once, refused.
     fn set_paused(&self, paused: bool);
+    /// Stop taking tasks (a drain): new ones are refused, queued ones end now, running ones go on.
+    fn drain(&self);
     /// Running and queued tasks, updated on every change.
     fn slots(&self) -> watch::Receiver<Slots>;
     /// Cancel everything; every task's terminal event is in the outbox when this returns.

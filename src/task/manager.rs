@@ -240,19 +240,9 @@ impl TaskManager {
 
     /// Cancel everything; when this returns every task's terminal event is in the outbox.
     pub async fn shutdown(&self) {
-        let queued: Vec<Queued> = {
-            let mut state = self.inner.lock();
-            state.shutting_down = true;
-            for running in &state.running {
-                running.stop.send_replace(Some(SHUTTING_DOWN.to_owned()));
-            }
-            let queued = state.queue.drain(..).collect();
-            self.publish(&state);
-            queued
-        };
-        for Queued { req, .. } in queued {
-            self.emitter_for(&req)
-                .emit(self.turn_for(&req).incomplete("", SHUTTING_DOWN));
+        self.drain();
+        for running in &self.inner.lock().running {
+            running.stop.send_replace(Some(SHUTTING_DOWN.to_owned()));
         }
         loop {
             let idle = self.inner.idle.notified();
@@ -260,6 +250,23 @@ impl TaskManager {
                 return;
             }
             idle.await;
+        }
+    }
+
+    /// Stop taking tasks (the start of a drain, or of a shutdown): a new one is refused from now
+    /// on, the queued ones end now (they have not started: the user sends them again), the
+    /// running ones go on.
+    pub fn drain(&self) {
+        let queued: Vec<Queued> = {
+            let mut state = self.inner.lock();
+            state.shutting_down = true;
+            let queued = state.queue.drain(..).collect();
+            self.publish(&state);
+            queued
+        };
+        for Queued { req, .. } in queued {
+            self.emitter_for(&req)
+                .emit(self.turn_for(&req).incomplete("", SHUTTING_DOWN));
         }
     }
 
@@ -535,6 +542,10 @@ impl TaskPort for TaskManager {
 
     fn set_paused(&self, paused: bool) {
         TaskManager::set_paused(self, paused);
+    }
+
+    fn drain(&self) {
+        TaskManager::drain(self);
     }
 
     fn shutdown(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {

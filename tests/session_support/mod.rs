@@ -279,6 +279,9 @@ impl TaskPort for FakeTasks {
     /// Admission is the task manager's (tested with it); the session only passes the switch on.
     fn set_paused(&self, _paused: bool) {}
 
+    /// As `set_paused`: the drain's admission is the task manager's.
+    fn drain(&self) {}
+
     fn execute(&self, payload: Value) {
         let ids = (
             payload.get("task_id").and_then(Value::as_i64),
