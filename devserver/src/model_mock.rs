@@ -296,7 +296,7 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
         }
         Script::Slow { chunks, interval } => {
             tokio::spawn(async move {
-                let chunks: Vec<String> = (0..chunks).map(|i| format!("chunk {i}. ")).collect();
+                let chunks = numbered_chunks(chunks);
                 let _ = send_text_message(&tx, &model, &chunks, interval, None).await;
             });
         }
@@ -307,9 +307,7 @@ async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes)
             gate,
         } => {
             tokio::spawn(async move {
-                let chunks: Vec<String> = (0..before + after)
-                    .map(|i| format!("chunk {i}. "))
-                    .collect();
+                let chunks = numbered_chunks(before + after);
                 let _ =
                     send_text_message(&tx, &model, &chunks, interval, Some((before, &gate))).await;
             });
@@ -593,6 +591,11 @@ fn demo_answer(agent: &str, prompt: &str, cwd: &str, earlier_answers: usize) -> 
          answer back live.{follow_up} The words come from the devserver's demo model, not from \
          an AI: connect Wegent Device to a Wegent server to get real answers."
     )
+}
+
+/// The text of [`Script::Slow`] and [`Script::Gated`]: `chunk 0. chunk 1. …`, one delta each.
+fn numbered_chunks(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("chunk {i}. ")).collect()
 }
 
 /// `text` in `parts` pieces of about equal length (the deltas of a streamed answer).

@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::{
-    chunks_of, demo_answer, json_response, rand_suffix, record, sse_response, ModelApi, Script,
-    SeenRequest, Sent, Shared, TOOL_RESULT,
+    chunks_of, demo_answer, json_response, numbered_chunks, rand_suffix, record, sse_response,
+    ModelApi, Script, SeenRequest, Sent, Shared, TOOL_RESULT,
 };
 
 /// The agent named in the demo answer.
@@ -62,7 +62,7 @@ pub(super) async fn responses(
         }
         Script::Slow { chunks, interval } => {
             tokio::spawn(async move {
-                let chunks: Vec<String> = (0..chunks).map(|i| format!("chunk {i}. ")).collect();
+                let chunks = numbered_chunks(chunks);
                 let _ = send_text(&tx, &model, &chunks, interval, None).await;
             });
         }
@@ -73,9 +73,7 @@ pub(super) async fn responses(
             gate,
         } => {
             tokio::spawn(async move {
-                let chunks: Vec<String> = (0..before + after)
-                    .map(|i| format!("chunk {i}. "))
-                    .collect();
+                let chunks = numbered_chunks(before + after);
                 let _ = send_text(&tx, &model, &chunks, interval, Some((before, &gate))).await;
             });
         }
