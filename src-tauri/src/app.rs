@@ -10,7 +10,6 @@ use wegent_executor::token::Token;
 use crate::app_settings;
 use crate::bridge;
 use crate::cli_args::Args;
-use crate::commands;
 use crate::core_config::{self, DeviceSetup};
 use crate::core_link::{idle_status, CoreLink};
 use crate::error::TrayError;
@@ -38,12 +37,11 @@ pub fn run(args: Args, setup: DeviceSetup) -> Result<(), TrayError> {
             Some(vec!["--minimized"]),
         ))
         .plugin(tauri_plugin_opener::init())
-        .invoke_handler(commands::handler())
         .setup(move |app| {
             setup_app(app.handle(), &args, setup);
             Ok(())
         })
-        .build(tauri::generate_context!())?;
+        .build(crate::context())?;
     app.run(|_app, event| {
         if let RunEvent::ExitRequested {
             code: None, api, ..

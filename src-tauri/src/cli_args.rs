@@ -1,6 +1,8 @@
 //! The app's few command-line flags. Kept tiny and dependency-free: the tray app is launched by
 //! desktops, autostart entries and the single-instance forwarder, not typed by hand.
 
+use crate::token_window::{Section, WINDOW_FLAG};
+
 /// Flags understood by `wegent-device`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Args {
@@ -12,6 +14,8 @@ pub struct Args {
     pub show: bool,
     pub version: bool,
     pub help: bool,
+    /// `--token-window=<section>` (hidden): run as the token window process the tray starts.
+    pub token_window: Option<Section>,
     /// Flags we do not know, reported once in the log (never fatal: old autostart entries).
     pub unknown: Vec<String>,
 }
@@ -53,7 +57,14 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Args {
             "--show" => out.show = true,
             "--version" | "-V" => out.version = true,
             "--help" | "-h" => out.help = true,
-            _ => out.unknown.push(arg),
+            _ => match arg
+                .strip_prefix(WINDOW_FLAG)
+                .and_then(|rest| rest.strip_prefix('='))
+                .and_then(Section::from_anchor)
+            {
+                Some(section) => out.token_window = Some(section),
+                None => out.unknown.push(arg),
+            },
         }
     }
     out
@@ -74,6 +85,21 @@ mod tests {
         assert_eq!(a.unknown, vec!["--bogus".to_string()]);
         assert!(p(&["-h"]).help);
         assert_eq!(p(&[]), Args::default());
+    }
+
+    #[test]
+    fn the_window_process_flag_names_a_section() {
+        assert_eq!(
+            p(&["--token-window=signin"]).token_window,
+            Some(Section::SignIn)
+        );
+        assert_eq!(
+            p(&["--token-window=token"]).token_window,
+            Some(Section::Token)
+        );
+        let bad = p(&["--token-window=nope", "--token-window"]);
+        assert_eq!(bad.token_window, None);
+        assert_eq!(bad.unknown.len(), 2);
     }
 
     #[test]

@@ -1,16 +1,17 @@
-//! The `#[tauri::command]`s the token window (`ui/app.js`) calls. Their names are listed in
-//! `window_commands.rs` (the capability grants exactly those); [`handler`] registers the same set.
+//! What the token window's page (`ui/app.js`) asks of the app. The page runs in the window
+//! process (`token_window/process.rs`), which registers the commands listed in
+//! `window_commands.rs`: the checks that need nothing (`check_token`, `check_server_url`) run
+//! there; the calls that need the tray's state, keychain or core reach the tray over the pipe and
+//! are answered by the functions here (dispatched by `token_window/host.rs`).
 //! Paste a token and the server URL, see the format and expiry checked on the spot, then
 //! `Test & save`: one real connection to the server's device namespace shows the server's own
 //! answer before anything is stored. On success the token goes to the OS keychain (never to a
 //! file) and the session restarts with it.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use tauri::ipc::Invoke;
-use tauri::{AppHandle, Runtime, State};
+use tauri::{AppHandle, Runtime};
 use wegent_executor::rest::RestClient;
 use wegent_executor::sio::{self, ConnectOptions};
 use wegent_executor::status::Command;
@@ -24,19 +25,6 @@ use crate::token_check::{self, capitalise, TokenVerdict};
 /// The device namespace of the Wegent server (protocol.md §1).
 pub const NAMESPACE: &str = "/local-executor";
 const TEST_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The IPC handler with every window command (`Builder::invoke_handler`).
-pub fn handler<R: Runtime>() -> impl Fn(Invoke<R>) -> bool + Send + Sync + 'static {
-    tauri::generate_handler![
-        window_state,
-        close_window,
-        check_token,
-        check_server_url,
-        test_and_save,
-        sign_in,
-        start_demo,
-    ]
-}
 
 /// What the window shows on load. Never the token itself.
 #[derive(Debug, Serialize)]
@@ -52,11 +40,10 @@ pub struct WindowState {
     pub demo_url: Option<String>,
 }
 
-#[tauri::command]
-pub fn window_state(shell: State<'_, Arc<Shell>>) -> WindowState {
+pub fn window_state(shell: &Shell) -> WindowState {
     let status = shell.core.current();
     let now = SystemTime::now();
-    let header = crate::bridge::model(&shell, &status, now).header;
+    let header = crate::bridge::model(shell, &status, now).header;
     let token_expiry = match token_check::expiry(status.token_expires_at, now) {
         token_check::Expiry::Never => None,
         token_check::Expiry::Valid { remaining } | token_check::Expiry::Soon { remaining } => Some(
@@ -79,14 +66,6 @@ pub fn window_state(shell: State<'_, Arc<Shell>>) -> WindowState {
     }
 }
 
-/// Close (destroy) the window; the app keeps running in the tray.
-#[tauri::command]
-pub fn close_window<R: Runtime>(window: tauri::WebviewWindow<R>) {
-    if let Err(e) = window.destroy() {
-        tracing::warn!("could not close the token window: {e}");
-    }
-}
-
 #[tauri::command]
 pub fn check_token(token: String) -> TokenVerdict {
     token_check::check_token(&token, SystemTime::now())
@@ -97,9 +76,8 @@ pub fn check_server_url(url: String) -> Result<String, TrayError> {
     Ok(token_check::check_server_url(&url)?)
 }
 
-#[tauri::command]
 pub async fn test_and_save(
-    shell: State<'_, Arc<Shell>>,
+    shell: &Shell,
     token: String,
     server_url: String,
 ) -> Result<String, TrayError> {
@@ -110,16 +88,15 @@ pub async fn test_and_save(
     }
     let token = Token::new(&token);
     test_connect(&url, &token).await?;
-    store_and_use(&shell, url, token).await?;
+    store_and_use(shell, url, token).await?;
     Ok(format!(
         "The server accepted the token ({}). It is saved in the keychain and the device is reconnecting.",
         verdict.hint.unwrap_or_default()
     ))
 }
 
-#[tauri::command]
 pub async fn sign_in(
-    shell: State<'_, Arc<Shell>>,
+    shell: &Shell,
     server_url: String,
     user: String,
     password: String,
@@ -135,19 +112,18 @@ pub async fn sign_in(
         .await
         .map_err(|e| refused(&e))?;
     test_connect(&url, &token).await?;
-    store_and_use(&shell, url, token).await?;
+    store_and_use(shell, url, token).await?;
     Ok(format!(
         "Signed in as {}. The login token is saved in the keychain and the device is reconnecting.",
         user.trim()
     ))
 }
 
-#[tauri::command]
 pub async fn start_demo<R: Runtime>(
-    app: AppHandle<R>,
-    shell: State<'_, Arc<Shell>>,
+    app: &AppHandle<R>,
+    shell: &Shell,
 ) -> Result<String, TrayError> {
-    crate::demo::start(&app, &shell).await?;
+    crate::demo::start(app, shell).await?;
     Ok("Demo server started; the device is connecting to it.".into())
 }
 

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod desktop;
 pub mod error;
 pub mod icon;
+pub mod memory;
 pub mod menu_action;
 pub mod menu_handler;
 pub mod menu_ids;
@@ -28,3 +29,9 @@ pub mod window_commands;
 
 #[cfg(test)]
 mod test_support;
+
+/// The app's Tauri context (config, the embedded `ui/`, icons): one copy for the tray and the
+/// token window process.
+pub fn context() -> tauri::Context<tauri::Wry> {
+    tauri::generate_context!()
+}

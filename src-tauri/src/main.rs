@@ -1,7 +1,7 @@
 // No console window on Windows release builds.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
-use wegent_device::{app, cli_args, core_config};
+use wegent_device::{app, cli_args, core_config, token_window};
 
 fn main() {
     // Before anything reads the token: other processes of the user cannot read this one's
@@ -17,6 +17,10 @@ fn main() {
         return;
     }
     prepare_linux_webview();
+    if let Some(section) = args.token_window {
+        // The token window process the tray started: no core, no log file of its own.
+        std::process::exit(token_window::process::run(section));
+    }
 
     let setup = match core_config::load() {
         Ok(setup) => setup,

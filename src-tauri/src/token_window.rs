@@ -1,12 +1,21 @@
-//! The token window (`ui/`): opened on demand, destroyed on close. What the page asks of the app
-//! (check, test and save a token, sign in, start the demo) is in `commands.rs`.
+//! The token window (`ui/`): opened on demand in a process of its own, which ends when the window
+//! closes and takes WebKit with it. What the page asks of the app (check, test and save a token,
+//! sign in, start the demo) is answered in `commands.rs`.
 
-use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
+mod host;
+pub mod process;
+pub mod protocol;
+
+pub use host::WINDOW_FLAG;
+
+use serde::{Deserialize, Serialize};
+use tauri::{AppHandle, Runtime};
 
 pub const WINDOW_LABEL: &str = "token";
 
-/// Which part of the window to show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which part of the window to show. Serialised as the page's anchor (`#signin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Section {
     Token,
     SignIn,
@@ -14,37 +23,24 @@ pub enum Section {
 }
 
 impl Section {
-    fn anchor(self) -> &'static str {
+    pub const ALL: [Section; 3] = [Section::Token, Section::SignIn, Section::About];
+
+    pub fn anchor(self) -> &'static str {
         match self {
             Section::Token => "token",
             Section::SignIn => "signin",
             Section::About => "about",
         }
     }
+
+    pub fn from_anchor(anchor: &str) -> Option<Section> {
+        Section::ALL.into_iter().find(|s| s.anchor() == anchor)
+    }
 }
 
-/// Open (or focus) the window on `section`. Failures are logged: the tray keeps working.
+/// Open the window on `section`, or bring it to the front. It runs in a process of its own
+/// (`process.rs`), started and answered by the tray (`host.rs`). Failures are logged: the tray
+/// keeps working.
 pub fn open<R: Runtime>(app: &AppHandle<R>, section: Section) {
-    if let Some(window) = app.get_webview_window(WINDOW_LABEL) {
-        let _ = window.eval(format!(
-            "window.showSection && showSection('{}')",
-            section.anchor()
-        ));
-        let _ = window.unminimize();
-        let _ = window.show();
-        let _ = window.set_focus();
-        return;
-    }
-    let url = WebviewUrl::App(format!("index.html#{}", section.anchor()).into());
-    let built = WebviewWindowBuilder::new(app, WINDOW_LABEL, url)
-        .title("Wegent Device")
-        .inner_size(480.0, 600.0)
-        .min_inner_size(400.0, 480.0)
-        .center()
-        .focused(true)
-        .build();
-    match built {
-        Ok(_) => tracing::info!(section = section.anchor(), "token window opened"),
-        Err(e) => tracing::warn!("could not open the token window: {e}"),
-    }
+    host::open(app, section);
 }

@@ -2,7 +2,8 @@
 //! in the app manifest (which makes Tauri check every app command against the window's
 //! capability and generates an `allow-<command>` permission for each), and
 //! `capabilities/default.json` grants exactly these, no core permission (the page calls no core
-//! API: `invoke` itself needs none). `commands::handler` registers the same handlers.
+//! API: `invoke` itself needs none). The window process
+//! (`token_window::process::handler`) registers the same handlers.
 
 pub const WINDOW_COMMANDS: &[&str] = &[
     "window_state",

@@ -58,13 +58,14 @@ fn check_server_url_normalises_or_explains() {
     assert!(err.as_str().unwrap().contains("http://"), "{err}");
 }
 
-/// The handler the app registers answers every command the capability grants (a listed command
-/// missing from `commands::handler` would reach the page as "command not found").
+/// The handler the window process registers answers every command the capability grants (a
+/// listed command missing from `token_window::process::handler` would reach the page as "command
+/// not found").
 #[test]
 fn the_app_handler_has_every_window_command() {
     for &cmd in wegent_device::window_commands::WINDOW_COMMANDS {
         let app = mock_builder()
-            .invoke_handler(commands::handler())
+            .invoke_handler(wegent_device::token_window::process::handler())
             .build(mock_context(noop_assets()))
             .expect("mock app");
         let webview = WebviewWindowBuilder::new(&app, "token", Default::default())

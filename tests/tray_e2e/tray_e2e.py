@@ -124,9 +124,8 @@ def stop(p, timeout=15):
             p.wait()
 
 
-def tree_mem_kib(pid):
-    """(RSS, PSS, private) of a process and all its descendants (WebKit's processes), in KiB.
-    RSS counts shared library pages in full; PSS shares them out; private is this app's own."""
+def descendants(pid):
+    """PIDs of every process below `pid` (children, grandchildren, ...)."""
     children = {}
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -136,10 +135,32 @@ def tree_mem_kib(pid):
                 children.setdefault(ppid, []).append(int(d))
             except (OSError, ValueError, IndexError):
                 pass
-    totals, todo = {"Rss:": 0, "Pss:": 0, "Private_Clean:": 0, "Private_Dirty:": 0}, [pid]
+    found, todo = [], list(children.get(pid, []))
     while todo:
         p = todo.pop()
+        found.append(p)
         todo.extend(children.get(p, []))
+    return found
+
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def window_processes(pid):
+    """The app's processes besides its task sentinel: the token window process and WebKit's."""
+    return [p for p in descendants(pid) if "wegent-device-sentinel" not in cmdline(p)]
+
+
+def tree_mem_kib(pid):
+    """(RSS, PSS, private) of a process and all its descendants (WebKit's processes), in KiB.
+    RSS counts shared library pages in full; PSS shares them out; private is this app's own."""
+    totals = {"Rss:": 0, "Pss:": 0, "Private_Clean:": 0, "Private_Dirty:": 0}
+    for p in [pid] + descendants(pid):
         try:
             with open(f"/proc/{p}/smaps_rollup") as f:
                 for line in f:
@@ -297,8 +318,13 @@ def main():
         check("token is in the Secret Service", lookup.stdout.strip() == jwt)
         check("tray reaches 'Online · 0/5 slots' after saving",
               wait_for(lambda: header_has("Online · 0/5 slots"), 30), header())
-        # A tray app outlives its windows; end this instance through its own Quit.
+        # The token went from the window to the tray over a pipe: never on a command line.
+        on_argv = [p for p in os.listdir("/proc") if p.isdigit() and jwt in cmdline(p)]
+        check("the token is on no process's command line", not on_argv, on_argv)
+        # A tray app outlives its windows; end this instance through its own Quit, which also
+        # ends the window process it started.
         wd_app = app_pids_under(wkwd.pid)
+        check("the window runs in a process of its own", len(wd_app) == 2, wd_app)
         click("Quit")
         check("Quit ends the WebDriver-launched app",
               wait_for(lambda: not any(os.path.exists(f"/proc/{p}") for p in wd_app), 30), wd_app)
@@ -331,6 +357,7 @@ def main():
           and node("⭐ Default device")["props"].get("toggle-state") == 1)
     time.sleep(3)
     metrics["rss_idle_kib"], metrics["pss_idle_kib"], metrics["private_idle_kib"] = tree_mem_kib(app.pid)
+    metrics["processes_idle"] = 1 + len(descendants(app.pid))
 
     # ---- 3. a task: slot count, running tasks, notification ---------------------------------
     subprocess.run(["dunstctl", "close-all"], check=False)
@@ -371,6 +398,8 @@ def main():
           wait_for(lambda: json.load(open(settings_file))["notifications"]["task_finished"] is False, 5))
 
     # ---- 6. second launch opens the window of the running one; RSS with the window ----------
+    check("no window process before the window is asked for", not window_processes(app.pid),
+          [cmdline(p) for p in window_processes(app.pid)])
     second = subprocess.run([APP, "--show"], capture_output=True, timeout=20)
     check("second launch exits at once", second.returncode == 0, second.returncode)
     win = wait_for(x_window, 15)
@@ -378,13 +407,20 @@ def main():
     time.sleep(3)
     (metrics["rss_token_window_kib"], metrics["pss_token_window_kib"],
      metrics["private_token_window_kib"]) = tree_mem_kib(app.pid)
+    metrics["processes_token_window"] = 1 + len(descendants(app.pid))
     screenshot("token-window-online.png", win)
     subprocess.run(["xdotool", "key", "Escape"], check=False)
     check("Escape closes (destroys) the window", wait_for(lambda: not x_window(), 10))
-    time.sleep(2)
+    # WebKit's web and network processes must not outlive the window (they used to stay for the
+    # life of the app, with the webview's libraries and caches: 210 MB kept after one opening).
+    left = wait_for(lambda: not window_processes(app.pid), 10)
+    check("the window's processes (WebKit's too) end with it", left,
+          [cmdline(p)[:60] for p in window_processes(app.pid)])
+    time.sleep(10)
     check("the app keeps running in the tray after its window closed",
           app.poll() is None and header_has("Online"), header())
     metrics["rss_after_window_closed_kib"] = tree_mem_kib(app.pid)[0]
+    metrics["processes_after_window_closed"] = 1 + len(descendants(app.pid))
 
     # ---- 7. no secrets in files ----------------------------------------------------------------
     hits = [h for h in no_file_contains(HOME, jwt) if "/keyrings/" not in h]
