@@ -12,6 +12,7 @@ pub mod core_config;
 pub mod core_link;
 pub mod demo;
 pub mod desktop;
+pub mod display;
 pub mod error;
 pub mod icon;
 pub mod memory;

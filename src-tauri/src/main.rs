@@ -1,7 +1,7 @@
 // No console window on Windows release builds.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
-use wegent_device::{app, cli_args, core_config, token_window};
+use wegent_device::{app, cli_args, core_config, display, token_window};
 
 fn main() {
     // Before anything reads the token: other processes of the user cannot read this one's
@@ -17,6 +17,11 @@ fn main() {
         return;
     }
     prepare_linux_webview();
+    // Before anything else touches GTK: without a graphical session it would panic inside Tauri.
+    if let Err(no_display) = display::check() {
+        eprintln!("{no_display}");
+        std::process::exit(display::EXIT_NO_DISPLAY);
+    }
     if let Some(section) = args.token_window {
         // The token window process the tray started: no core, no log file of its own.
         std::process::exit(token_window::process::run(section));
