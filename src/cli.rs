@@ -3,6 +3,7 @@
 
 pub mod argv_token;
 pub mod commands;
+mod demo;
 pub mod render;
 mod run;
 
@@ -66,9 +67,13 @@ No server yet? Start `wegent-devserver` and use the URL and token it prints.";
 #[derive(Debug, Parser)]
 #[command(name = "wegent-executor", version, after_long_help = AFTER_HELP)]
 #[command(after_help = "See --help for environment variables, config.toml keys and precedence.")]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// `run`'s flags, also without the word `run` (`wegent-executor --demo`).
+    #[command(flatten)]
+    pub run: RunArgs,
     #[command(subcommand)]
     pub command: Option<Commands>,
 }
@@ -131,6 +136,10 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
+    /// Try it without a Wegent server: start the demo server in this process, sign in to it and
+    /// connect; its web console's URL and password are printed (nothing is saved).
+    #[arg(long)]
+    pub demo: bool,
     /// Pause new tasks before connecting (saved: the device stays paused until
     /// `wegent-executor resume`).
     #[arg(long)]
@@ -181,7 +190,7 @@ impl Cli {
     pub fn selected(&self) -> Commands {
         self.command
             .clone()
-            .unwrap_or(Commands::Run(RunArgs::default()))
+            .unwrap_or_else(|| Commands::Run(self.run.clone()))
     }
 
     /// The settings given as flags.
@@ -200,8 +209,8 @@ impl Cli {
             projects_dir: g.projects_dir.clone(),
             allow_stdio_mcp: g.allow_stdio_mcp,
             log_level: g.log_level.clone(),
-            drain_grace_secs: match &self.command {
-                Some(Commands::Run(run)) => run.drain_grace_secs,
+            drain_grace_secs: match self.selected() {
+                Commands::Run(run) => run.drain_grace_secs,
                 _ => None,
             },
         }
@@ -244,6 +253,12 @@ mod tests {
             Commands::Run(RunArgs { paused: true, .. })
         ));
         assert_eq!(cli.overrides().drain_grace_secs, Some(5));
+        let cli = Cli::parse_from(["wegent-executor", "--demo", "--max-slots", "2"]);
+        assert!(matches!(
+            cli.selected(),
+            Commands::Run(RunArgs { demo: true, .. })
+        ));
+        assert!(Cli::try_parse_from(["wegent-executor", "--demo", "status"]).is_err());
         let cli = Cli::parse_from(["wegent-executor", "status", "--home", "/tmp/h", "-vv"]);
         assert!(matches!(cli.selected(), Commands::Status));
         assert_eq!(cli.global.verbose, 2);

@@ -483,3 +483,125 @@ async fn past_the_drain_grace_the_running_task_is_cancelled() {
     exits_cleanly(child, &mut lines).await;
     procs::await_gone(&pids).await;
 }
+
+// ---- demo ------------------------------------------------------------------------------------
+
+/// `wegent-executor --demo` on a machine without a display: the demo server starts in the
+/// process, the device comes online, and a task sent through the console's API runs with the
+/// real Claude CLI against the demo model.
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_mode_comes_online_and_runs_a_task_sent_through_the_console_api() {
+    let home = tempfile::tempdir().unwrap();
+    let claude = task_harness::claude_path();
+    let projects = home.path().join("workspace").join("projects");
+    let mut cmd = Command::new(BIN);
+    for var in [
+        "WEGENT_TOKEN",
+        "WEGENT_AUTH_TOKEN",
+        "WEGENT_BACKEND_URL",
+        "WEGENT_SOCKET_URL",
+        "DEVICE_ID",
+        "RUST_LOG",
+        "DISPLAY",
+        "WAYLAND_DISPLAY",
+    ] {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd
+        .env("WEGENT_EXECUTOR_HOME", home.path())
+        .env("WEGENT_NO_KEYCHAIN", "1")
+        .args(["--demo", "--claude-path"])
+        .arg(&claude)
+        .arg("--projects-dir")
+        .arg(&projects)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let seen = until_line(&mut lines, "Wegent demo console: http://127.0.0.1:").await;
+    // "Wegent demo console: <url>  (user <user>, password <password>)"
+    let console = seen.last().unwrap().clone();
+    let rest = console.strip_prefix("Wegent demo console: ").unwrap();
+    let (url, who) = rest.split_once("  (user ").unwrap();
+    let (user, password) = who.trim_end_matches(')').split_once(", password ").unwrap();
+    let seen = until_line(&mut lines, ONLINE).await;
+    assert!(
+        seen.iter().any(|l| l.contains(&format!("→ {url}"))),
+        "{seen:#?}"
+    );
+
+    let token = wegent_executor::rest::RestClient::new(url)
+        .unwrap()
+        .login(user, password)
+        .await
+        .expect("the printed credentials sign in");
+    let http = reqwest::Client::new();
+    // The console's live events (as the web page reads them), subscribed before the dispatch.
+    let mut console_events = http
+        .get(format!("{url}/api/console/events"))
+        .bearer_auth(token.expose())
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let dispatched: serde_json::Value = http
+        .post(format!("{url}/api/device-chat/tasks"))
+        .bearer_auth(token.expose())
+        .json(&serde_json::json!({"message": "Hello from the headless demo"}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let task_id = dispatched["taskId"].as_i64().expect("a task id");
+    let settled = tokio::time::timeout(WAIT, async {
+        let mut text = String::new();
+        while let Some(chunk) = console_events.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            let found = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .find_map(|data| {
+                    let event: serde_json::Value = serde_json::from_str(data.trim()).ok()?;
+                    (event["type"] == "task_settled" && event["task_id"] == task_id)
+                        .then_some(event)
+                });
+            if let Some(event) = found {
+                return event;
+            }
+        }
+        panic!("the console's event stream ended: {text}");
+    })
+    .await
+    .expect("the server settles the task");
+    assert_eq!(settled["status"], "COMPLETED", "{settled}");
+    assert!(
+        settled["result"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Hello from the headless demo"),
+        "the demo model's answer quotes the prompt: {settled}"
+    );
+    until_line(&mut lines, &format!("Task {task_id} completed")).await;
+
+    sigterm(&child);
+    exits_cleanly(child, &mut lines).await;
+    // The demo password is shown once on the terminal, never in the log.
+    for entry in std::fs::read_dir(home.path().join("logs"))
+        .unwrap()
+        .flatten()
+    {
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        assert!(
+            !text.contains(password),
+            "password in {}",
+            entry.path().display()
+        );
+    }
+}

@@ -15,11 +15,26 @@ use crate::status::{Command, Connection, DeviceEvent};
 use crate::token::Token;
 
 pub(super) async fn run(cli: &Cli, args: &RunArgs, settings: &Settings) -> Result<(), CliError> {
+    if args.demo {
+        return super::demo::run(args, settings).await;
+    }
+    settings.require_backend().map_err(CliError::config)?;
+    let (token, source) = require_token(cli, settings).await?;
+    run_device(args, settings, token, &source.to_string()).await
+}
+
+/// Run the device with `token` (from `source`, in words) against the configured server until it
+/// stops.
+pub(super) async fn run_device(
+    args: &RunArgs,
+    settings: &Settings,
+    token: Token,
+    source: &str,
+) -> Result<(), CliError> {
     let backend = settings
         .require_backend()
         .map_err(CliError::config)?
         .to_owned();
-    let (token, source) = require_token(cli, settings).await?;
     if let Err(e) = token.check_format() {
         return Err(CliError::auth(format!(
             "the token from {source} is not usable: {e}"
