@@ -19,6 +19,8 @@ APT_PACKAGES=(
   chromium
   # python-socketio wire test
   python3-venv
+  # `service install` test: systemd-analyze verifies the unit (no running systemd needed)
+  systemd
 )
 
 missing=()

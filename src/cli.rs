@@ -6,6 +6,8 @@ pub mod commands;
 mod demo;
 pub mod render;
 mod run;
+mod service;
+pub mod service_units;
 
 use std::path::PathBuf;
 
@@ -183,6 +185,23 @@ pub enum Commands {
     Pause,
     /// Take new tasks again after `pause`.
     Resume,
+    /// Run the device as a service at login: a systemd user unit (Linux) or a launchd agent
+    /// (macOS); the token stays in the OS keychain.
+    Service {
+        #[command(subcommand)]
+        action: ServiceAction,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum ServiceAction {
+    /// Write the service file with the settings given now (flags, environment; never the token),
+    /// enable and start it.
+    Install,
+    /// Stop and disable the service and remove its file.
+    Uninstall,
+    /// Whether it is installed, enabled and running.
+    Status,
 }
 
 impl Cli {

@@ -80,6 +80,7 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
         Commands::SetDefault { device_id } => set_default(&cli, &settings, device_id).await,
         Commands::DeleteDevice { device_id } => delete_device(&cli, &settings, &device_id).await,
         Commands::ResetDeviceId => reset_device_id(&settings),
+        Commands::Service { action } => super::service::execute(&settings, action).await,
         Commands::Pause => set_paused(&settings, true),
         Commands::Resume => set_paused(&settings, false),
     }
@@ -255,6 +256,14 @@ fn set_paused(settings: &Settings, paused: bool) -> Result<(), CliError> {
         .map_err(|e| CliError::failed(crate::pause::save_error(home, paused, &e)))?;
     println!("{}", render::pause_changed(was, paused));
     Ok(())
+}
+
+/// Whether the OS keychain holds a token: what a service started at login will read.
+pub(super) async fn keychain_has_token(settings: &Settings) -> Result<bool, KeychainError> {
+    match keychain(settings) {
+        Some(store) => blocking(store, |s| s.get()).await.map(|t| t.is_some()),
+        None => Ok(false),
+    }
 }
 
 pub(super) fn device_identity(
