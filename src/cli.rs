@@ -40,6 +40,7 @@ config.toml in the executor home; keys, all optional:
   backend_url, socket_url, device_name
   max_slots (1..20, default 5)
   claude_path (default: `claude` on PATH)
+  codex_path (default: `codex` on PATH)
   task_timeout_secs (default 3600)
   pre_execute_hook (script run before each task)
   allow_remote_commands (default true)
@@ -112,6 +113,9 @@ pub struct GlobalArgs {
     /// The `claude` executable (default: found on PATH).
     #[arg(long, value_name = "PATH", global = true)]
     pub claude_path: Option<PathBuf>,
+    /// The `codex` executable for Codex bots (default: found on PATH).
+    #[arg(long, value_name = "PATH", global = true)]
+    pub codex_path: Option<PathBuf>,
     /// Wall-clock limit of one task, in seconds (default 3600).
     #[arg(long, value_name = "SECS", global = true)]
     pub task_timeout_secs: Option<u64>,
@@ -222,6 +226,7 @@ impl Cli {
             device_name: g.device_name.clone(),
             max_slots: g.max_slots,
             claude_path: g.claude_path.clone(),
+            codex_path: g.codex_path.clone(),
             task_timeout_secs: g.task_timeout_secs,
             pre_execute_hook: g.pre_execute_hook.clone(),
             no_remote_commands: g.no_remote_commands,

@@ -114,6 +114,8 @@ pub struct TaskConfig {
     pub max_slots: u8,
     /// The `claude` executable; `None` looks it up on `PATH`.
     pub claude_path: Option<PathBuf>,
+    /// The `codex` executable (Codex bots); `None` looks it up on `PATH`.
+    pub codex_path: Option<PathBuf>,
     /// Wall-clock limit of one task run.
     pub task_timeout: Duration,
     /// Optional script run before each task; non-zero exit fails the task.
@@ -171,6 +173,7 @@ impl Default for TaskConfig {
         Self {
             max_slots: DEFAULT_SLOTS,
             claude_path: None,
+            codex_path: None,
             task_timeout: Duration::from_secs(60 * 60),
             pre_execute_hook: None,
             allow_remote_commands: true,

@@ -10,6 +10,7 @@
 //! device_name = "My laptop"                    # 1..100 characters
 //! max_slots = 5                                # concurrent tasks, 1..20
 //! claude_path = "/usr/local/bin/claude"        # default: `claude` on PATH
+//! codex_path = "/usr/local/bin/codex"          # default: `codex` on PATH
 //! task_timeout_secs = 3600
 //! pre_execute_hook = "~/bin/before-task.sh"    # non-zero exit fails the task
 //! allow_remote_commands = true                 # may the server run device commands?
@@ -120,6 +121,7 @@ pub struct FileConfig {
     pub device_name: Option<String>,
     pub max_slots: Option<i64>,
     pub claude_path: Option<PathBuf>,
+    pub codex_path: Option<PathBuf>,
     pub task_timeout_secs: Option<u64>,
     pub pre_execute_hook: Option<PathBuf>,
     pub allow_remote_commands: Option<bool>,
@@ -142,6 +144,7 @@ pub struct Overrides {
     pub device_name: Option<String>,
     pub max_slots: Option<i64>,
     pub claude_path: Option<PathBuf>,
+    pub codex_path: Option<PathBuf>,
     pub task_timeout_secs: Option<u64>,
     pub pre_execute_hook: Option<PathBuf>,
     pub no_remote_commands: bool,
@@ -189,6 +192,7 @@ pub struct Settings {
     pub device_id_override: Option<String>,
     pub max_slots: Sourced<u8>,
     pub claude_path: Option<Sourced<PathBuf>>,
+    pub codex_path: Option<Sourced<PathBuf>>,
     pub task_timeout: Sourced<Duration>,
     pub pre_execute_hook: Option<Sourced<PathBuf>>,
     pub allow_remote_commands: Sourced<bool>,
@@ -380,6 +384,7 @@ pub fn resolve(
         device_id_override: env.var(vars::DEVICE_ID),
         max_slots,
         claude_path: path(&flags.claude_path, &f.claude_path),
+        codex_path: path(&flags.codex_path, &f.codex_path),
         task_timeout,
         pre_execute_hook: path(&flags.pre_execute_hook, &f.pre_execute_hook),
         allow_remote_commands,
@@ -432,6 +437,7 @@ impl Settings {
             tasks: TaskConfig {
                 max_slots: self.max_slots.value,
                 claude_path: self.claude_path.as_ref().map(|s| s.value.clone()),
+                codex_path: self.codex_path.as_ref().map(|s| s.value.clone()),
                 task_timeout: self.task_timeout.value,
                 pre_execute_hook: self.pre_execute_hook.as_ref().map(|s| s.value.clone()),
                 allow_remote_commands: self.allow_remote_commands.value,

@@ -244,23 +244,27 @@ async fn a_missing_claude_fails_the_task_with_the_install_command() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_codex_bot_fails_at_once_instead_of_running_claude() {
-    // A working Claude and mock API: only the bot's shell type keeps the task from running.
+async fn a_codex_bot_never_runs_claude() {
+    // A working Claude and mock API, and no Codex CLI: the bot's shell type alone decides, so
+    // the task fails for want of Codex rather than running Claude with a Codex bot's config.
     let mock = MockAnthropic::start(Script::Text("Claude answered".into())).await;
-    let rig = Rig::new(config());
+    let rig = Rig::new(wegent_executor::config::TaskConfig {
+        codex_path: Some("/nonexistent/bin/codex".into()),
+        ..config()
+    });
     let mut codex_task = payload(80, 81, "hi", &mock.url);
     codex_task["bot"][0]["shell_type"] = "CodeX".into();
     rig.manager.execute(codex_task);
     let events = rig.until_terminal(81).await;
     assert_eq!(names(&events), ["response.created", "error"]);
+    assert_eq!(events[0].payload["data"]["shell_type"], "codex");
     let data = &events[1].payload["data"];
-    assert_eq!(data["code"], "agent_not_supported");
+    assert_eq!(data["code"], "codex_not_found");
     assert!(data["message"]
         .as_str()
         .unwrap()
-        .starts_with("Codex bots are not supported on this device yet;"));
+        .contains("npm install -g @openai/codex@0.171.0"));
     assert!(mock.requests().is_empty(), "Claude must not run");
-    assert!(!rig.workspace(80).exists(), "no task folder was made");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

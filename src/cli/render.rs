@@ -142,6 +142,10 @@ pub fn settings_report(settings: &Settings, id: &DeviceId, name: &str) -> Vec<St
             shown(&settings.claude_path, path, "`claude` on PATH"),
         ),
         (
+            "Codex CLI",
+            shown(&settings.codex_path, path, "`codex` on PATH"),
+        ),
+        (
             "Task timeout",
             format!(
                 "{} ({})",

@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use crate::config::{EXECUTOR_VERSION, MAX_SLOTS};
 use crate::status::Slots;
+use crate::task::agent::codex::auth::AuthFileState;
 
 /// Who this device is, as told to the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,14 +30,20 @@ pub fn register_payload(id: &Identity) -> Value {
 
 /// The heartbeat: `running_task_ids` as ints and a `runtime_capacity` the server accepts
 /// (`active` equals the number of unique, non-empty `active_task_ids`, at most 20; `limit` 1..=20).
-pub fn heartbeat_payload(id: &Identity, slots: &Slots) -> Value {
+/// `codex_auth`: the user's Codex login file as it is now (`runtime_auth_files.codex`; the
+/// backend copies the user's file to the device when it says `exists: false`).
+pub fn heartbeat_payload(
+    id: &Identity,
+    slots: &Slots,
+    codex_auth: Option<&AuthFileState>,
+) -> Value {
     let mut task_ids: Vec<i64> = slots.running.iter().map(|t| t.task_id).collect();
     // Two turns of one task count once: the server wants unique ids, and `active` must match.
     let mut seen = std::collections::HashSet::new();
     task_ids.retain(|id| seen.insert(*id));
     task_ids.truncate(usize::from(MAX_SLOTS));
     let active_ids: Vec<String> = task_ids.iter().map(i64::to_string).collect();
-    json!({
+    let mut payload = json!({
         "device_id": id.device_id,
         "runtime_instance_id": id.runtime_instance_id,
         "running_task_ids": task_ids,
@@ -48,7 +55,14 @@ pub fn heartbeat_payload(id: &Identity, slots: &Slots) -> Value {
         },
         "executor_version": EXECUTOR_VERSION,
         "runtime_features": {"schemaVersion": 1},
-    })
+    });
+    if let Some(auth) = codex_auth {
+        payload["runtime_auth_files"] = json!({"codex": {
+            "target_path": auth.target_path.to_string_lossy(),
+            "exists": auth.exists,
+        }});
+    }
+    payload
 }
 
 /// What an ack of `device:register` / `device:heartbeat` said.
@@ -129,13 +143,35 @@ mod tests {
             queued: 1,
             max_queued: 100,
         };
-        let p = heartbeat_payload(&identity(), &slots);
+        let p = heartbeat_payload(&identity(), &slots, None);
         assert_eq!(p["running_task_ids"], json!([282, 305]));
         assert_eq!(
             p["runtime_capacity"],
             json!({"limit": 5, "active": 2, "active_task_ids": ["282", "305"], "queued": 1})
         );
         assert_eq!(p["runtime_instance_id"], "runtime-1");
+    }
+
+    #[test]
+    fn heartbeat_reports_the_codex_login_file_as_it_is() {
+        let slots = Slots {
+            max: 1,
+            running: vec![],
+            queued: 0,
+            max_queued: 100,
+        };
+        let auth = AuthFileState {
+            target_path: "/home/u/.codex/auth.json".into(),
+            exists: true,
+        };
+        assert_eq!(
+            heartbeat_payload(&identity(), &slots, Some(&auth))["runtime_auth_files"],
+            json!({"codex": {"target_path": "/home/u/.codex/auth.json", "exists": true}})
+        );
+        // No home directory: nothing said, so the backend pushes nothing.
+        assert!(heartbeat_payload(&identity(), &slots, None)
+            .get("runtime_auth_files")
+            .is_none());
     }
 
     #[test]
@@ -147,7 +183,7 @@ mod tests {
             max_queued: 100,
         };
         assert_eq!(
-            heartbeat_payload(&identity(), &slots)["runtime_capacity"]["limit"],
+            heartbeat_payload(&identity(), &slots, None)["runtime_capacity"]["limit"],
             1
         );
     }

@@ -17,6 +17,7 @@ use crate::session::probe::{Probe, ProbeOutcome};
 use crate::session::{SessionCommand, TaskPort};
 use crate::sio::{self, CallError, Client, ConnectOptions, Inbound, SendError};
 use crate::status::{DeviceEvent, DeviceStatus};
+use crate::task::agent::codex::auth::auth_file_state;
 use crate::task::failure::TaskFailure;
 use crate::token::Token;
 
@@ -290,7 +291,10 @@ impl Session {
         }
         beats.in_flight = true;
         beats.wanted = false;
-        let payload = heartbeat_payload(&self.identity, &slots.borrow());
+        // Checked at every beat: the file appears once the backend pushed it (or the user
+        // logged in), and the backend must learn that to stop pushing.
+        let codex_auth = auth_file_state(std::env::home_dir().as_deref());
+        let payload = heartbeat_payload(&self.identity, &slots.borrow(), codex_auth.as_ref());
         let client = client.clone();
         let done = done.clone();
         let timeout = self.config.heartbeat_ack_timeout;

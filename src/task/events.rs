@@ -77,11 +77,12 @@ impl Turn {
         Value::Object(envelope)
     }
 
-    pub fn created(&self, bot_name: Option<&str>) -> ResponsesEvent {
+    /// `shell_type` names the agent (`ClaudeCode`, `codex`).
+    pub fn created(&self, bot_name: Option<&str>, shell_type: &str) -> ResponsesEvent {
         ResponsesEvent::new(
             CREATED,
             json!({"response": self.response("in_progress", "", "in_progress"),
-                   "shell_type": "ClaudeCode", "bot_name": bot_name}),
+                   "shell_type": shell_type, "bot_name": bot_name}),
         )
     }
 

@@ -37,9 +37,6 @@ pub enum TaskFailure {
     /// The pre-execute hook refused or failed (its message names the hook and why).
     #[error("{0}")]
     HookFailed(String),
-    /// A bot whose agent this device cannot run.
-    #[error("{agent} bots are not supported on this device yet; this task's bot has the shell type {agent} (`bot[0].shell_type`). Send the message with a Claude Code bot, or run this bot on an executor that supports {agent}")]
-    AgentNotSupported { agent: AgentKind },
     /// The agent's CLI is not installed where the device looks (the message says where and how
     /// to install it).
     #[error("{message}")]
@@ -91,7 +88,6 @@ impl TaskFailure {
             Self::Extras(ExtrasError::McpConfig { .. }) => "workspace_error",
             Self::Extras(ExtrasError::Stopped(_)) => "cancelled",
             Self::HookFailed(_) => "hook_failed",
-            Self::AgentNotSupported { .. } => "agent_not_supported",
             Self::AgentNotFound {
                 agent: AgentKind::Claude,
                 ..

@@ -32,6 +32,9 @@ pub struct TaskRequest {
     pub system_prompt: Option<String>,
     pub permission_mode: String,
     pub model_id: Option<String>,
+    /// Where the model is served (`model_config`): Codex is pointed at it; Claude reads the same
+    /// values from `env`.
+    pub model: ModelEndpoint,
     pub bot_name: Option<String>,
     /// Environment for the child, in order (later entries win).
     pub env: Vec<(String, String)>,
@@ -53,6 +56,29 @@ pub struct TaskRequest {
     pub extras: TaskExtras,
     /// Why this task cannot run although it has ids (it then fails at once).
     pub refusal: Option<PayloadRefusal>,
+}
+
+/// `model_config`'s endpoint fields.
+#[derive(Clone, Default, PartialEq)]
+pub struct ModelEndpoint {
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    /// `responses` or `chat/completions` (`api_format`).
+    pub api_format: Option<String>,
+    /// `default_headers`, in order, without line breaks.
+    pub headers: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for ModelEndpoint {
+    // The key and header values are credentials: never in a debug print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelEndpoint")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("api_format", &self.api_format)
+            .field("headers", &self.headers.len())
+            .finish()
+    }
 }
 
 impl TaskRequest {
@@ -138,6 +164,7 @@ pub fn parse(payload: &Value) -> Result<TaskRequest, PayloadError> {
         system_prompt,
         permission_mode,
         model_id,
+        model: model_endpoint(model_config),
         bot_name: non_empty_str(payload.get("bot_name"))
             .or_else(|| non_empty_str(bot.and_then(|b| b.get("name")))),
         env,
@@ -153,6 +180,25 @@ pub fn parse(payload: &Value) -> Result<TaskRequest, PayloadError> {
         extras: TaskExtras::default(),
         refusal,
     })
+}
+
+fn model_endpoint(model_config: Option<&Value>) -> ModelEndpoint {
+    let field = |k: &str| non_empty_str(model_config.and_then(|m| m.get(k)));
+    let clean = |s: &str| !s.contains(['\r', '\n', '\0']);
+    let headers = model_config
+        .and_then(|m| m.get("default_headers"))
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+        .filter(|(k, v)| !k.is_empty() && clean(k) && clean(v))
+        .collect();
+    ModelEndpoint {
+        base_url: field("base_url"),
+        api_key: field("api_key"),
+        api_format: field("api_format"),
+        headers,
+    }
 }
 
 /// The entries [`child_env`] would read, counted without reading them.

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::agent::{claude, AgentKind};
+use super::agent::{claude, codex, AgentKind};
 use super::emitter::Emitter;
 use super::events::{self, ResponsesEvent};
 use super::extras;
@@ -68,7 +68,8 @@ pub async fn run(
     emitter: &Emitter,
     mut stop: StopSignal,
 ) {
-    emitter.emit(emitter.turn().created(req.bot_name.as_deref()));
+    let shell_type = req.agent().wire_shell_type();
+    emitter.emit(emitter.turn().created(req.bot_name.as_deref(), shell_type));
     emitter.started();
     let terminal = execute(ctx, req, workdir, emitter, &mut stop).await;
     emitter.emit(terminal);
@@ -82,11 +83,7 @@ async fn execute(
     stop: &mut StopSignal,
 ) -> ResponsesEvent {
     let turn = emitter.turn();
-    // Before any folder or clone: a bot this device cannot run costs nothing.
     let agent = req.agent();
-    if agent == AgentKind::Codex {
-        return TaskFailure::AgentNotSupported { agent }.event();
-    }
     let deadline = Instant::now() + ctx.config.task_timeout;
     let prepared = match workdir {
         Ok(workdir) => prepare_dirs(ctx, req, workdir, deadline, stop).await,
@@ -127,7 +124,7 @@ async fn execute(
     }
     let terminal = match agent {
         AgentKind::Claude => claude::run(ctx, req, &prepared, &dirs, deadline, emitter, stop).await,
-        AgentKind::Codex => TaskFailure::AgentNotSupported { agent }.event(),
+        AgentKind::Codex => codex::run(ctx, req, &prepared, &dirs, deadline, emitter, stop).await,
     };
     if req.workspace.standalone_chat_workspace {
         // The backend pins this folder for the chat's later turns (§16.5).

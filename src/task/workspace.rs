@@ -5,8 +5,10 @@
 //! ```text
 //! tasks/<task_id>/
 //!   claude/            CLAUDE_CONFIG_DIR: transcripts (needed by --resume), claude/skills/
+//!   codex/             CODEX_HOME of a Codex bot's runs: its threads (needed to resume)
 //!   tmp/               TMPDIR of the CLI and its tools, emptied after every run
 //!   session-<bot id>   the Claude session to resume (`session-id` without a bot id)
+//!   session-codex.<bot id>  the Codex thread to resume (`session-codex` without a bot id)
 //!   system-prompt.md
 //!   mcp.json           (0600)
 //!   attachments/<subtask_id>/<file>
@@ -22,6 +24,8 @@ pub const TASKS_DIR: &str = "tasks";
 const SESSION_FILE_PREFIX: &str = "session-";
 /// The session file when the payload names no bot.
 const DEFAULT_SESSION_FILE: &str = "session-id";
+/// Codex threads: `.` cannot occur in a bot id, so no Claude session file has this name.
+const CODEX_THREAD_FILE: &str = "session-codex";
 
 /// `<home>/tasks/<task_id>/`.
 pub fn private_dir(home: &Path, task_id: i64) -> PathBuf {
@@ -33,6 +37,8 @@ pub struct TaskDirs {
     /// The working directory of the CLI, its tools and the hook.
     pub cwd: PathBuf,
     pub claude_config: PathBuf,
+    /// `CODEX_HOME` (made by the Codex launch only; Claude tasks never have one).
+    pub codex_home: PathBuf,
     pub tmp: PathBuf,
     private: PathBuf,
 }
@@ -43,6 +49,7 @@ impl TaskDirs {
         Self {
             cwd,
             claude_config: private.join("claude"),
+            codex_home: private.join("codex"),
             tmp: private.join("tmp"),
             private,
         }
@@ -89,15 +96,25 @@ impl TaskDirs {
             session_file(&self.private, None),
         ]
         .iter()
-        .find_map(|file| {
-            let id = std::fs::read_to_string(file).ok()?;
-            let id = id.trim();
-            (!id.is_empty() && id.len() <= 128 && !id.starts_with('-')).then(|| id.to_owned())
-        })
+        .find_map(|file| read_id(file))
     }
 
     pub fn save_session_id(&self, bot_id: Option<&str>, id: &str) -> std::io::Result<()> {
         std::fs::write(session_file(&self.private, bot_id), id)
+    }
+
+    /// The Codex thread to resume: the bot's own, else the task's bot-less one.
+    pub fn load_thread_id(&self, bot_id: Option<&str>) -> Option<String> {
+        [
+            thread_file(&self.private, bot_id),
+            thread_file(&self.private, None),
+        ]
+        .iter()
+        .find_map(|file| read_id(file))
+    }
+
+    pub fn save_thread_id(&self, bot_id: Option<&str>, id: &str) -> std::io::Result<()> {
+        std::fs::write(thread_file(&self.private, bot_id), id)
     }
 
     /// Forget every saved session of the task (`new_session`, a lost session, close).
@@ -108,6 +125,20 @@ impl TaskDirs {
     /// Empty the temp dir after a run: the CLI leaves sockets and probe dirs behind when stopped.
     pub fn clean_tmp(&self) {
         let _ = std::fs::remove_dir_all(&self.tmp);
+    }
+}
+
+/// A saved id, if it is one a CLI may get as an argument.
+fn read_id(file: &Path) -> Option<String> {
+    let id = std::fs::read_to_string(file).ok()?;
+    let id = id.trim();
+    (!id.is_empty() && id.len() <= 128 && !id.starts_with('-')).then(|| id.to_owned())
+}
+
+fn thread_file(private: &Path, bot_id: Option<&str>) -> PathBuf {
+    match bot_id {
+        Some(bot) => private.join(format!("{CODEX_THREAD_FILE}.{bot}")),
+        None => private.join(CODEX_THREAD_FILE),
     }
 }
 
@@ -217,5 +248,32 @@ mod tests {
         dirs.forget_sessions();
         assert_eq!(dirs.load_session_id(Some("34")), None);
         assert_eq!(dirs.load_session_id(None), None);
+    }
+
+    #[test]
+    fn codex_threads_are_apart_from_claude_sessions_and_forgotten_with_them() {
+        let home = tempfile::tempdir().unwrap();
+        let dirs = TaskDirs::new(home.path(), 42, home.path().join("cwd"));
+        dirs.create_private().unwrap();
+        assert!(dirs.codex_home.starts_with(dirs.private()));
+        dirs.save_session_id(Some("7"), "claude-session").unwrap();
+        dirs.save_thread_id(Some("7"), "codex-thread").unwrap();
+        assert_eq!(
+            dirs.load_thread_id(Some("7")).as_deref(),
+            Some("codex-thread")
+        );
+        assert_eq!(
+            dirs.load_session_id(Some("7")).as_deref(),
+            Some("claude-session")
+        );
+        // A bot without its own thread falls back to the task's bot-less one.
+        dirs.save_thread_id(None, "task-thread").unwrap();
+        assert_eq!(
+            dirs.load_thread_id(Some("8")).as_deref(),
+            Some("task-thread")
+        );
+        dirs.forget_sessions();
+        assert_eq!(dirs.load_thread_id(Some("7")), None);
+        assert_eq!(dirs.load_thread_id(None), None);
     }
 }

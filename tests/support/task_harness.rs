@@ -32,6 +32,23 @@ pub fn claude_path() -> PathBuf {
     path
 }
 
+/// The pinned real Codex CLI (`WEGENT_TEST_CODEX`). Missing → the test fails with the command
+/// that installs it.
+pub fn codex_path() -> PathBuf {
+    let path = std::env::var_os("WEGENT_TEST_CODEX").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/codex/node_modules/.bin/codex"),
+        PathBuf::from,
+    );
+    assert!(
+        path.is_file(),
+        "the Codex CLI is needed at {} (or set WEGENT_TEST_CODEX). Install it with:\n  \
+         npm install --prefix {}/.tools/codex @openai/codex@0.171.0",
+        path.display(),
+        env!("CARGO_MANIFEST_DIR")
+    );
+    path
+}
+
 /// The captured `task:execute` payload, pointed at `base_url` (with `/v1`, as Wegent sends it).
 pub fn payload(task_id: i64, subtask_id: i64, prompt: &str, base_url: &str) -> Value {
     let raw = include_str!("../fixtures/task-execute.sample.json");

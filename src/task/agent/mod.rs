@@ -5,11 +5,19 @@
 //!   stderr tail, stdout line loop with stop and deadline).
 //! - [`claude`]: Claude Code: its launch (argv, environment, stdin) and its `stream-json`
 //!   mapping to Responses events.
+//! - [`codex`]: Codex: its launch (`codex app-server`: argv, config, environment) and its
+//!   JSON-RPC conversation mapped to Responses events.
 
 pub mod claude;
+pub mod codex;
+mod locate;
 pub(crate) mod turn;
 
+use std::path::Path;
+
 use serde::Serialize;
+
+use crate::task::failure::TaskFailure;
 
 /// The coding agent a task runs with (shown by the tray and the CLI next to each task).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -30,6 +38,14 @@ impl AgentKind {
         }
     }
 
+    /// `shell_type` in the turn's `response.created`, as Wegent's executor sends it.
+    pub fn wire_shell_type(self) -> &'static str {
+        match self {
+            AgentKind::Claude => "ClaudeCode",
+            AgentKind::Codex => "codex",
+        }
+    }
+
     /// The agent's product name, as users know it.
     pub fn name(self) -> &'static str {
         match self {
@@ -42,6 +58,28 @@ impl AgentKind {
 impl std::fmt::Display for AgentKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// Why an agent's CLI did not start: not found (with how to install it), or another error.
+pub(crate) fn spawn_failure(
+    agent: AgentKind,
+    program: &Path,
+    error: std::io::Error,
+    install_hint: &str,
+) -> TaskFailure {
+    if error.kind() == std::io::ErrorKind::NotFound {
+        let message = format!(
+            "{agent} CLI not found at {}. {install_hint}",
+            program.display()
+        );
+        TaskFailure::AgentNotFound { agent, message }
+    } else {
+        TaskFailure::SpawnFailed {
+            agent,
+            program: program.to_owned(),
+            error,
+        }
     }
 }
 

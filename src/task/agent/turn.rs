@@ -1,7 +1,8 @@
 //! One child-process turn, the same for every agent: the child runs in its own process group,
-//! gets its prompt as one stdin line (then EOF), its stdout lines go through the agent's mapper
-//! to the emitter, and a stop or the task deadline ends the group. The agent builds the command
-//! and reads the result ([`Finished`]) into the turn's one terminal event.
+//! gets its stdin ([`Stdin`]: one message then EOF, or a conversation the agent's mapper answers
+//! until the turn is over), its stdout lines go through the agent's mapper to the emitter, and a
+//! stop or the task deadline ends the group. The agent builds the command and reads the result
+//! ([`Finished`]) into the turn's one terminal event.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::redact::redact;
@@ -27,12 +29,32 @@ const STOP_GRACE: Duration = Duration::from_millis(300);
 /// Stderr lines kept for error messages.
 const STDERR_TAIL_LINES: usize = 12;
 const STDERR_LINE_MAX_CHARS: usize = 400;
+/// How long a server-like agent may take to exit after its turn is over and its stdin closed.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// An agent's stdout reader: lines in, Responses events out.
 pub(crate) trait LineMapper {
     fn feed(&mut self, line: &str) -> Vec<ResponsesEvent>;
     /// The answer text streamed so far (a cancelled turn keeps it).
     fn text(&self) -> &str;
+    /// Lines to write to the child's stdin in answer to what it printed ([`Stdin::Conversation`]).
+    fn replies(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+    /// The agent's turn is over although the child may still run (a server-like agent): its
+    /// stdin is closed so it exits.
+    fn turn_over(&self) -> bool {
+        false
+    }
+}
+
+/// What the child reads on stdin.
+pub(crate) enum Stdin {
+    /// Written, then stdin is closed so the agent runs exactly one turn.
+    Once(String),
+    /// The opening lines; stdin stays open for the mapper's [`LineMapper::replies`] until
+    /// [`LineMapper::turn_over`].
+    Conversation(Vec<String>),
 }
 
 /// What the turn's child is, for the loop and its logs.
@@ -42,8 +64,7 @@ pub(crate) struct ChildTurn<'a> {
     pub task_id: i64,
     pub subtask_id: i64,
     pub cwd: &'a Path,
-    /// The whole stdin: written, then stdin is closed so the agent runs exactly one turn.
-    pub stdin_line: String,
+    pub stdin: Stdin,
     /// Whether the agent resumes an earlier session (logged).
     pub resume: bool,
     /// The value of [`orphans::TURN_MARKER`] for this turn ([`orphans::turn_id`]).
@@ -111,13 +132,32 @@ pub(crate) async fn run(
     #[cfg(unix)]
     let pgid = child.id();
     tracing::info!(task_id = turn.task_id, subtask_id = turn.subtask_id, pid = ?child.id(), resume = turn.resume, "{agent} started");
+    // Lines go to stdin in order through one writer; dropping the sender closes stdin.
+    let (stdin_tx, mut stdin_rx) = mpsc::unbounded_channel::<String>();
     if let Some(mut stdin) = child.stdin.take() {
-        let line = turn.stdin_line;
         tokio::spawn(async move {
-            let _ = stdin.write_all(line.as_bytes()).await;
+            while let Some(line) = stdin_rx.recv().await {
+                if stdin.write_all(line.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
             let _ = stdin.shutdown().await;
         });
     }
+    let mut stdin_tx = match turn.stdin {
+        Stdin::Once(line) => {
+            let _ = stdin_tx.send(line);
+            // Closes stdin once the line is written: the agent runs exactly one turn.
+            drop(stdin_tx);
+            None
+        }
+        Stdin::Conversation(lines) => {
+            lines.into_iter().for_each(|line| {
+                let _ = stdin_tx.send(line);
+            });
+            Some(stdin_tx)
+        }
+    };
     let tail = Arc::new(Mutex::new(VecDeque::new()));
     let stderr_reader = child.stderr.take().map(|stderr| {
         let tail = tail.clone();
@@ -126,6 +166,10 @@ pub(crate) async fn run(
     });
     let deadline = tokio::time::sleep_until(turn.deadline);
     tokio::pin!(deadline);
+    // Armed once the turn is over: a child that does not exit by then is stopped.
+    let exit_grace = tokio::time::sleep_until(turn.deadline);
+    tokio::pin!(exit_grace);
+    let mut over = false;
     let mut interrupted = None;
     if let Some(stdout) = child.stdout.take() {
         let mut reader = BufReader::with_capacity(64 * 1024, stdout);
@@ -135,17 +179,33 @@ pub(crate) async fn run(
             tokio::select! {
                 read = reader.read_until(b'\n', &mut line) => match read {
                     // Bytes, not `lines()`: one invalid UTF-8 byte must not end the relay.
-                    Ok(n) if n > 0 => mapper
-                        .feed(&String::from_utf8_lossy(&line))
-                        .into_iter()
-                        .for_each(|e| emitter.emit(e)),
+                    Ok(n) if n > 0 => {
+                        mapper
+                            .feed(&String::from_utf8_lossy(&line))
+                            .into_iter()
+                            .for_each(|e| emitter.emit(e));
+                        if let Some(tx) = &stdin_tx {
+                            mapper.replies().into_iter().for_each(|reply| {
+                                let _ = tx.send(reply);
+                            });
+                        }
+                        if !over && mapper.turn_over() {
+                            over = true;
+                            stdin_tx = None;
+                            exit_grace.as_mut().reset(Instant::now() + EXIT_GRACE);
+                        }
+                    }
                     _ => break None,
                 },
                 message = stopped(stop) => break Some(TurnEnd::Cancelled(message)),
                 _ = &mut deadline => break Some(TurnEnd::TimedOut),
+                // The turn's result is known: the lingering child is stopped like a finished one.
+                _ = &mut exit_grace, if over => break Some(TurnEnd::Exited(None)),
             }
         };
     }
+    // Whatever the agent still waits for on stdin, it gets EOF now.
+    drop(stdin_tx);
     let exit = if interrupted.is_none() {
         tokio::select! {
             status = child.wait() => Some(status.ok().and_then(|s| s.code())),

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
+use crate::task::agent::locate::Cli;
 use crate::task::payload::TaskRequest;
 use crate::task::workspace::TaskDirs;
 
@@ -17,50 +18,16 @@ pub const INSTALL_HINT: &str =
     "Install it with `npm install -g @anthropic-ai/claude-code` (needs Node.js), \
 or set the path to the `claude` executable in the device settings";
 
-/// The `claude` executable: the configured path, else the first `claude` on `PATH`.
+/// The `claude` executable: the configured path, else the first `claude` on `PATH` or where its
+/// installers put it.
 pub fn resolve(configured: Option<&Path>) -> Result<PathBuf, String> {
-    if let Some(path) = configured {
-        return if path.is_file() {
-            Ok(path.to_owned())
-        } else {
-            Err(format!(
-                "Claude Code CLI not found at the configured path {}. {INSTALL_HINT}",
-                path.display()
-            ))
-        };
+    Cli {
+        name: "claude",
+        product: "Claude Code",
+        install_hint: INSTALL_HINT,
+        home_dirs: &[".claude/local", ".local/bin", ".npm-global/bin", ".bun/bin"],
     }
-    let path_var = std::env::var_os("PATH").unwrap_or_default();
-    let names: &[&str] = if cfg!(windows) {
-        &["claude.exe", "claude.cmd", "claude"]
-    } else {
-        &["claude"]
-    };
-    std::env::split_paths(&path_var)
-        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
-        .chain(usual_locations())
-        .find(|p| p.is_file())
-        .ok_or_else(|| format!("Claude Code CLI (`claude`) was not found on PATH. {INSTALL_HINT}"))
-}
-
-/// Where `claude` usually lives when it is not on `PATH`: an app started from a desktop session
-/// (tray, login item) often gets a shorter `PATH` than the user's shell.
-fn usual_locations() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    if let Some(home) = std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE")) {
-        let home = PathBuf::from(home);
-        dirs.push(home.join(".claude/local"));
-        dirs.push(home.join(".local/bin"));
-        dirs.push(home.join(".npm-global/bin"));
-        dirs.push(home.join(".bun/bin"));
-    }
-    dirs.push(PathBuf::from("/usr/local/bin"));
-    dirs.push(PathBuf::from("/opt/homebrew/bin"));
-    let name = if cfg!(windows) {
-        "claude.exe"
-    } else {
-        "claude"
-    };
-    dirs.into_iter().map(|d| d.join(name)).collect()
+    .find(configured)
 }
 
 /// Command-line arguments. Nothing secret and nothing from the user's message goes here.

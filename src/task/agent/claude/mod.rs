@@ -12,7 +12,7 @@ use tokio::process::Command;
 use tokio::time::Instant;
 
 use self::stream::StreamMapper;
-use super::turn::{self, ChildTurn, LineMapper};
+use super::turn::{self, ChildTurn, LineMapper, Stdin};
 use super::AgentKind;
 use crate::task::child_env;
 use crate::task::emitter::Emitter;
@@ -151,7 +151,7 @@ async fn run_claude(
         task_id: req.task_id,
         subtask_id: req.subtask_id,
         cwd: &dirs.cwd,
-        stdin_line: launch::stdin_line(launch.prompt),
+        stdin: Stdin::Once(launch::stdin_line(launch.prompt)),
         resume: launch.resume.is_some(),
         turn_id: orphans::turn_id(&dirs.claude_config, req.subtask_id),
         deadline: launch.deadline,
@@ -159,7 +159,11 @@ async fn run_claude(
     let mut mapper = StreamMapper::new(emitter.turn().clone());
     let finished = match turn::run(cmd, child_turn, &mut mapper, emitter, stop).await {
         Ok(finished) => finished,
-        Err(e) => return done(spawn_error(launch.program, e)),
+        Err(e) => {
+            let failure =
+                super::spawn_failure(AgentKind::Claude, launch.program, e, launch::INSTALL_HINT);
+            return done(failure.event());
+        }
     };
     if let Some(id) = mapper.session_id() {
         if let Err(e) = dirs.save_session_id(req.bot_id.as_deref(), id) {
@@ -178,24 +182,5 @@ async fn run_claude(
     ClaudeOutcome {
         terminal,
         session_lost,
-    }
-}
-
-fn spawn_error(program: &Path, error: std::io::Error) -> ResponsesEvent {
-    let agent = AgentKind::Claude;
-    if error.kind() == std::io::ErrorKind::NotFound {
-        let message = format!(
-            "Claude Code CLI not found at {}. {}",
-            program.display(),
-            launch::INSTALL_HINT
-        );
-        TaskFailure::AgentNotFound { agent, message }.event()
-    } else {
-        TaskFailure::SpawnFailed {
-            agent,
-            program: program.to_owned(),
-            error,
-        }
-        .event()
     }
 }
