@@ -82,6 +82,7 @@ pub fn start_with_tasks(
         insecure_transport: config.insecure_transport(),
         paused,
         draining: false,
+        recent: Vec::new(),
     };
     if initial.insecure_transport {
         tracing::warn!(
@@ -104,7 +105,7 @@ pub fn start_with_tasks(
         socket_url: config.socket_url().to_owned(),
         config: config.session.clone(),
         identity,
-        tasks,
+        tasks: tasks.clone(),
         outbox,
         status: status_tx.clone(),
         events: events.clone(),
@@ -116,16 +117,19 @@ pub fn start_with_tasks(
         status: status_tx.clone(),
     };
     let slots_forward = tokio::spawn(forward_slots(slots_rx, status_tx.clone()));
+    let recent = tokio::spawn(keep_recent(events.subscribe(), status_tx.clone()));
     let commands = tokio::spawn(route_commands(
         command_rx,
         events.subscribe(),
         session_tx,
         account,
         admission,
+        tasks,
     ));
     let task = tokio::spawn(async move {
         session::run(session, token, session_rx).await;
         slots_forward.abort();
+        recent.abort();
         commands.abort();
     });
     DeviceHandle {
@@ -144,6 +148,25 @@ async fn forward_slots(
     while slots.changed().await.is_ok() {
         let current = slots.borrow_and_update().clone();
         status.send_modify(|s| s.slots = current);
+    }
+}
+
+/// Keep [`DeviceStatus::recent`] from the task events.
+async fn keep_recent(
+    mut events: broadcast::Receiver<DeviceEvent>,
+    status: Arc<watch::Sender<DeviceStatus>>,
+) {
+    loop {
+        match events.recv().await {
+            Ok(event) => {
+                let now = std::time::SystemTime::now();
+                status.send_if_modified(|s| crate::recent::record(&mut s.recent, &event, now));
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!("{n} task events missed: the recent tasks list may lack some")
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
     }
 }
 
@@ -214,6 +237,7 @@ async fn route_commands(
     session: mpsc::Sender<SessionCommand>,
     account: Account,
     admission: Admission,
+    tasks: Arc<dyn TaskPort>,
 ) {
     let mut marker_poll = tokio::time::interval(crate::pause::MARKER_POLL);
     marker_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -266,6 +290,10 @@ async fn route_commands(
             }
             Command::Drain { grace } => {
                 admission.drain(grace, session.clone());
+                continue;
+            }
+            Command::StopTask { task_id } => {
+                tasks.stop_task(task_id);
                 continue;
             }
         };

@@ -4,6 +4,7 @@
 //! renders it), one-off [`DeviceEvent`]s through a `broadcast` (things to notify about, which a
 //! `watch` could coalesce away), and takes [`Command`]s through an `mpsc`.
 
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -44,6 +45,35 @@ pub struct RunningTask {
     /// The project folder's name (last component of the task's directory); `None` for the
     /// device's scratch dir of a task without a project.
     pub project: Option<String>,
+    /// The task's working directory ("Open folder"); `None` if it could not be chosen.
+    pub folder: Option<PathBuf>,
+}
+
+/// A task waiting for a free slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueuedTask {
+    pub task_id: i64,
+    pub subtask_id: i64,
+    pub title: String,
+    pub agent: AgentKind,
+}
+
+/// How a task's turn ended on this device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskEnd {
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+/// A task that finished lately ([`DeviceStatus::recent`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FinishedTask {
+    pub task_id: i64,
+    pub title: String,
+    pub end: TaskEnd,
+    pub ended_at: SystemTime,
 }
 
 /// Slot usage as reported in heartbeats.
@@ -51,7 +81,10 @@ pub struct RunningTask {
 pub struct Slots {
     pub max: u8,
     pub running: Vec<RunningTask>,
+    /// How many tasks wait for a slot (what heartbeats report): `waiting.len()`.
     pub queued: usize,
+    /// The waiting tasks, first to start first.
+    pub waiting: Vec<QueuedTask>,
     /// Tasks that may wait; a new one beyond this fails at once.
     pub max_queued: usize,
 }
@@ -93,6 +126,10 @@ pub struct DeviceStatus {
     /// The device is stopping ([`Command::Drain`]): it takes no new task, the running ones may
     /// finish.
     pub draining: bool,
+    /// The last [`crate::recent::RECENT_TASKS`] tasks that finished here, newest first, one
+    /// entry per task. A task's page on the server: [`crate::web_links::task_page_url`] with
+    /// [`Self::server_url`].
+    pub recent: Vec<FinishedTask>,
 }
 
 /// Something worth telling the user about once.
@@ -137,6 +174,10 @@ pub enum Command {
     RefreshDefault,
     /// Pause (`true`) or resume new tasks; saved in the executor home, so it survives a restart.
     SetPaused(bool),
+    /// Stop one task on this device (its running turn and any queued ones): the server gets
+    /// `response.incomplete` with [`crate::task::STOPPED_BY_USER`], its processes end as with a
+    /// cancel from the server.
+    StopTask { task_id: i64 },
     /// Cancel running tasks (each gets a terminal event), disconnect politely and stop.
     Shutdown,
     /// Stop gracefully: take no new task (it fails saying the device is shutting down), end the

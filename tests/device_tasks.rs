@@ -25,7 +25,7 @@ use wegent_devserver::{
 };
 use wegent_executor::config::{BackoffConfig, Config, SessionConfig, TaskConfig};
 use wegent_executor::device::{self, DeviceHandle};
-use wegent_executor::status::{Command, Connection, DeviceEvent, DeviceStatus};
+use wegent_executor::status::{Command, Connection, DeviceEvent, DeviceStatus, TaskEnd};
 use wegent_executor::token::Token;
 
 /// Upper bound of every awaited condition.
@@ -1121,5 +1121,114 @@ async fn a_running_device_follows_the_saved_switch_changed_by_another_process() 
         .await;
     let (runs, _) = rig.dispatch("after resume").await;
     assert_eq!(rig.terminal(runs).await.status, TaskStatus::Completed);
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_task_on_the_device_cancels_it_with_the_devices_reason_and_ends_its_processes() {
+    let rig = Rig::start(
+        Script::Slow {
+            chunks: 300,
+            interval: Duration::from_millis(100),
+        },
+        Rig::tasks(),
+    )
+    .await;
+    let (task_id, _) = rig.dispatch("write slowly").await;
+    rig.deltas_received(task_id, 1).await;
+    // The status names the running task's folder (the tray's "Open folder").
+    let folder = rig
+        .device()
+        .status
+        .borrow()
+        .slots
+        .running
+        .iter()
+        .find(|t| t.task_id == task_id)
+        .and_then(|t| t.folder.clone());
+    assert_eq!(folder, Some(rig.workspace(task_id)));
+    let pids = procs::processes_with_cwd(&rig.workspace(task_id));
+    let groups: Vec<i32> = pids
+        .iter()
+        .filter_map(|p| procs::process_group(*p))
+        .collect();
+    assert!(
+        !pids.is_empty() && !groups.is_empty(),
+        "the CLI runs in the task workspace"
+    );
+
+    rig.device()
+        .commands
+        .send(Command::StopTask { task_id })
+        .await
+        .expect("the core takes commands");
+    let outcome = rig.terminal(task_id).await;
+    assert_eq!(outcome.status, TaskStatus::Cancelled);
+    assert_eq!(
+        outcome.error_message.as_deref(),
+        Some("Stopped on this device by its user")
+    );
+    let responses = rig.responses(task_id);
+    assert_eq!(terminal_names(&responses), ["response.incomplete"]);
+    let (_, _, incomplete) = responses.last().unwrap();
+    assert_eq!(incomplete["data"]["response"]["error"]["code"], "cancelled");
+    assert_eq!(
+        incomplete["data"]["response"]["error"]["message"],
+        wegent_executor::task::STOPPED_BY_USER
+    );
+    procs::await_gone(&pids).await;
+    for pgid in groups {
+        procs::await_group_gone(pgid).await;
+    }
+    // It is the newest of the device's recent tasks, as cancelled.
+    rig.device_status("showing the stopped task as the latest recent one", |s| {
+        s.slots.running.is_empty()
+            && s.recent.first().is_some_and(|t| {
+                t.task_id == task_id && t.end == TaskEnd::Cancelled && t.title == "write slowly"
+            })
+    })
+    .await;
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_task_stopped_on_the_device_never_starts_and_is_cancelled() {
+    let rig = Rig::start(
+        Script::Slow {
+            chunks: 40,
+            interval: Duration::from_millis(100),
+        },
+        TaskConfig {
+            max_slots: 1,
+            ..Rig::tasks()
+        },
+    )
+    .await;
+    let (first, _) = rig.dispatch("first").await;
+    let (queued, _) = rig.dispatch("second").await;
+    // The status lists the waiting task (the tray shows it with its own Stop).
+    rig.device_status("listing the second task as waiting", |s| {
+        s.slots.waiting.len() == 1 && s.slots.waiting[0].task_id == queued
+    })
+    .await;
+    rig.device()
+        .commands
+        .send(Command::StopTask { task_id: queued })
+        .await
+        .expect("the core takes commands");
+    let outcome = rig.terminal(queued).await;
+    assert_eq!(outcome.status, TaskStatus::Cancelled);
+    assert_eq!(
+        outcome.error_message.as_deref(),
+        Some(wegent_executor::task::STOPPED_BY_USER)
+    );
+    let first_outcome = rig.terminal(first).await;
+    assert_eq!(first_outcome.status, TaskStatus::Completed);
+    // Only the first task ever reached the model.
+    assert_eq!(rig.mock.requests().len(), 1);
+    assert!(
+        !rig.workspace(queued).exists(),
+        "the stopped task never ran"
+    );
     rig.shutdown().await;
 }

@@ -1,5 +1,7 @@
 //! The web console: embedded static assets at `/`, and a per-user Server-Sent Events stream at
 //! `/api/console/events` (read with `fetch`, so the token travels in a header, never in a URL).
+//! A task's page is where Wegent's web app has it, [`TASK_PAGE`]`?taskId=<id>` (the device links
+//! to it, `wegent_executor::web_links`): the console, opened on that task.
 
 use std::convert::Infallible;
 
@@ -18,17 +20,19 @@ const INDEX_HTML: &str = include_str!("../web/index.html");
 const APP_JS: &str = include_str!("../web/app.js");
 const STYLE_CSS: &str = include_str!("../web/style.css");
 
+/// The route of a task's page in Wegent's web app.
+pub const TASK_PAGE: &str = "/devices/chat";
+
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/",
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                    INDEX_HTML,
-                )
-            }),
+    let page = || async {
+        (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            INDEX_HTML,
         )
+    };
+    Router::new()
+        .route("/", get(page))
+        .route(TASK_PAGE, get(page))
         .route(
             "/app.js",
             get(|| async {

@@ -1,7 +1,8 @@
 //! How device Responses events settle a task (protocol.md §5.2, §14.4). Pure functions.
 //!
 //! `response.completed` → COMPLETED, `error` → FAILED, `response.incomplete` → CANCELLED,
-//! `response.failed` is ignored (the real parser has no branch for it), deltas accumulate.
+//! (with the device's reason, `response.error.message`, as the task's error message, so a
+//! tester sees why; Wegent's own parser keeps only the status), `response.failed` is ignored (the real parser has no branch for it), deltas accumulate.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -103,7 +104,10 @@ pub fn effect(name: &str, data: &Value) -> Effect {
         "response.incomplete" => Effect::Settle {
             status: TaskStatus::Cancelled,
             result: None,
-            error: None,
+            error: data
+                .pointer("/response/error/message")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         },
         _ => Effect::Nothing,
     }
@@ -180,6 +184,17 @@ mod tests {
                 status: TaskStatus::Cancelled,
                 result: None,
                 error: None
+            }
+        );
+        assert_eq!(
+            effect(
+                "response.incomplete",
+                &json!({"response":{"status":"cancelled","error":{"code":"cancelled","message":"Stopped on this device by its user"}}})
+            ),
+            Effect::Settle {
+                status: TaskStatus::Cancelled,
+                result: None,
+                error: Some("Stopped on this device by its user".into())
             }
         );
         assert_eq!(

@@ -208,6 +208,15 @@ async fn rest_login_api_keys_and_jwt_only_device_routes() {
         .unwrap()
         .starts_with("text/html"));
     assert!(page.text().await.unwrap().contains("Wegent devserver"));
+    // A task's page, where Wegent's web app has it (the device's "Open in Wegent" goes there),
+    // is the console, which opens the task named in the query.
+    let task_page = http
+        .get(format!("{url}/devices/chat?taskId=42"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(task_page.status(), 200);
+    assert!(task_page.text().await.unwrap().contains("Wegent devserver"));
     // Dispatch takes a JWT or an X-API-Key.
     let no_device = http
         .post(format!("{url}/api/device-chat/tasks"))

@@ -299,6 +299,19 @@ async function listen() {
   }
 }
 
+// A task's page (`/devices/chat?taskId=<id>`, where Wegent's web app has it and the device's tray
+// links to): show that task once signed in.
+async function openLinkedTask() {
+  const id = Number(new URLSearchParams(location.search).get("taskId"));
+  if (!id || !state.token) return;
+  try {
+    const t = await api("GET", `/api/tasks/${id}`);
+    const answers = (t.subtasks || []).filter((s) => s.role !== "USER");
+    state.task = { id, subtask: answers.length ? answers[answers.length - 1].id : null };
+    await refreshTask();
+  } catch (e) { $("chat-error").textContent = `Task #${id}: ${e.message}`; }
+}
+
 function showSignedIn() {
   const signedIn = Boolean(state.token);
   $("sign-in-section").hidden = signedIn;
@@ -307,7 +320,7 @@ function showSignedIn() {
   $("projects-section").hidden = !signedIn;
   $("sign-out").hidden = !signedIn;
   $("who").textContent = signedIn ? `Signed in as ${state.user}` : "";
-  if (signedIn) { loadDevices(); loadProjects(); listen(); }
+  if (signedIn) { loadDevices(); loadProjects(); listen(); openLinkedTask(); }
 }
 
 function signOut(message) {

@@ -48,6 +48,7 @@ pub fn idle_status(config: &Config) -> DeviceStatus {
             max: config.tasks.max_slots,
             running: Vec::new(),
             queued: 0,
+            waiting: Vec::new(),
             max_queued: config.tasks.max_queued,
         },
         token_kind: None,
@@ -57,6 +58,7 @@ pub fn idle_status(config: &Config) -> DeviceStatus {
         insecure_transport: config.insecure_transport(),
         paused: wegent_executor::pause::is_paused(&config.home).unwrap_or(false),
         draining: false,
+        recent: Vec::new(),
     }
 }
 

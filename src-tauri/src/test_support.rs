@@ -17,6 +17,7 @@ pub fn task(id: i64, title: &str, started: SystemTime) -> RunningTask {
         agent: wegent_executor::task::agent::AgentKind::Claude,
         started_at: started,
         project: None,
+        folder: None,
     }
 }
 
@@ -33,6 +34,7 @@ pub fn status(connection: Connection, max: u8, used: usize) -> DeviceStatus {
                 .map(|i| task(i as i64 + 1, &format!("Task {}", i + 1), at(1000)))
                 .collect(),
             queued: 0,
+            waiting: Vec::new(),
             max_queued: 100,
         },
         token_kind: Some(TokenKind::Jwt),
@@ -42,5 +44,6 @@ pub fn status(connection: Connection, max: u8, used: usize) -> DeviceStatus {
         insecure_transport: false,
         paused: false,
         draining: false,
+        recent: Vec::new(),
     }
 }

@@ -457,6 +457,7 @@ mod tests {
             agent: crate::task::agent::AgentKind::Claude,
             started_at: UNIX_EPOCH,
             project: None,
+            folder: None,
         };
         DeviceStatus {
             connection,
@@ -467,6 +468,7 @@ mod tests {
                 max: 5,
                 running: vec![task; running],
                 queued,
+                waiting: Vec::new(),
                 max_queued: 100,
             },
             token_kind: None,
@@ -476,6 +478,7 @@ mod tests {
             insecure_transport: false,
             paused: false,
             draining: false,
+            recent: Vec::new(),
         }
     }
 

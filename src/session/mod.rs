@@ -35,6 +35,8 @@ pub trait TaskPort: Send + Sync + 'static {
     fn execute(&self, payload: Value);
     /// `task:cancel` `{task_id, subtask_id}`.
     fn cancel(&self, payload: &Value);
+    /// The user stopped this task on the device ([`crate::status::Command::StopTask`]).
+    fn stop_task(&self, task_id: i64);
     /// `task:close-session` `{task_id}`.
     fn close_session(&self, payload: &Value);
     /// `device:execute_command`: returns the ack object (protocol.md §6).

@@ -122,6 +122,7 @@ mod tests {
             agent: crate::task::agent::AgentKind::Claude,
             started_at: SystemTime::UNIX_EPOCH,
             project: None,
+            folder: None,
         }
     }
 
@@ -141,6 +142,7 @@ mod tests {
             max: 5,
             running: vec![running(282, 1), running(305, 2), running(282, 3)],
             queued: 1,
+            waiting: Vec::new(),
             max_queued: 100,
         };
         let p = heartbeat_payload(&identity(), &slots, None);
@@ -180,6 +182,7 @@ mod tests {
             max: 0,
             running: vec![],
             queued: 0,
+            waiting: Vec::new(),
             max_queued: 100,
         };
         assert_eq!(

@@ -25,9 +25,11 @@ use crate::config::TaskConfig;
 use crate::outbox::Outbox;
 use crate::redact::{hold_secrets, SecretHold};
 use crate::session::TaskPort;
-use crate::status::{DeviceEvent, RunningTask, Slots};
+use crate::status::{DeviceEvent, QueuedTask, RunningTask, Slots};
 
 const CANCELLED: &str = "Task cancelled";
+/// Why a task stopped when the user stopped it on the device (tray, CLI): the server shows it.
+pub const STOPPED_BY_USER: &str = "Stopped on this device by its user";
 /// How often expired tasks' folders are looked for (one small file read per task).
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60 * 60);
 const SESSION_CLOSED: &str = "Task session closed";
@@ -91,6 +93,7 @@ impl TaskManager {
             max,
             running: Vec::new(),
             queued: 0,
+            waiting: Vec::new(),
             max_queued: config.max_queued,
         });
         Self {
@@ -210,12 +213,19 @@ impl TaskManager {
 
     /// `task:cancel` `{task_id, subtask_id}` (subtask optional: then every turn of the task).
     pub fn cancel(&self, payload: &Value) {
-        self.stop_matching(payload, CANCELLED, false);
+        self.stop_requested(payload, CANCELLED, false);
     }
 
     /// `task:close-session` `{task_id}`: the task was deleted.
     pub fn close_session(&self, payload: &Value) {
-        self.stop_matching(payload, SESSION_CLOSED, true);
+        self.stop_requested(payload, SESSION_CLOSED, true);
+    }
+
+    /// The user stopped `task_id` on this device: its running turn and queued turns end with
+    /// [`STOPPED_BY_USER`].
+    pub fn stop_task(&self, task_id: i64) {
+        tracing::info!(task_id, "stop requested on this device");
+        self.stop_matching(task_id, None, STOPPED_BY_USER, false);
     }
 
     pub async fn execute_command(&self, payload: Value) -> Value {
@@ -270,12 +280,24 @@ impl TaskManager {
         }
     }
 
-    fn stop_matching(&self, payload: &Value, message: &str, forget_session: bool) {
+    /// A stop the server asked for (`{task_id, subtask_id?}`).
+    fn stop_requested(&self, payload: &Value, message: &str, forget_session: bool) {
         let Some(task_id) = id_field(payload, "task_id") else {
             tracing::warn!("cancel without a task_id ignored");
             return;
         };
         let subtask_id = id_field(payload, "subtask_id");
+        self.stop_matching(task_id, subtask_id, message, forget_session);
+    }
+
+    /// Stop the turns of `task_id` (only `subtask_id`'s, if given), running or queued.
+    fn stop_matching(
+        &self,
+        task_id: i64,
+        subtask_id: Option<i64>,
+        message: &str,
+        forget_session: bool,
+    ) {
         let matches = |t: i64, s: i64| t == task_id && subtask_id.is_none_or(|id| id == s);
         let (dropped, stopped, finished) = {
             let mut state = self.inner.lock();
@@ -408,6 +430,7 @@ impl TaskManager {
                     agent: req.agent(),
                     started_at: SystemTime::now(),
                     project: workdir.as_ref().ok().and_then(WorkDir::display_name),
+                    folder: workdir.as_ref().ok().map(|w| w.path.clone()),
                 },
                 stop: stop_tx,
                 _secrets: secrets,
@@ -476,11 +499,21 @@ impl TaskManager {
 
     fn publish(&self, state: &State) {
         let running: Vec<RunningTask> = state.running.iter().map(|r| r.info.clone()).collect();
-        let queued = state.queue.len();
+        let waiting: Vec<QueuedTask> = state
+            .queue
+            .iter()
+            .map(|q| QueuedTask {
+                task_id: q.req.task_id,
+                subtask_id: q.req.subtask_id,
+                title: q.req.title.clone(),
+                agent: q.req.agent(),
+            })
+            .collect();
         self.inner.slots.send_if_modified(|s| {
-            let changed = s.running != running || s.queued != queued;
+            let changed = s.running != running || s.waiting != waiting;
             s.running = running;
-            s.queued = queued;
+            s.queued = waiting.len();
+            s.waiting = waiting;
             changed
         });
     }
@@ -525,6 +558,10 @@ impl TaskPort for TaskManager {
 
     fn cancel(&self, payload: &Value) {
         TaskManager::cancel(self, payload);
+    }
+
+    fn stop_task(&self, task_id: i64) {
+        TaskManager::stop_task(self, task_id);
     }
 
     fn close_session(&self, payload: &Value) {

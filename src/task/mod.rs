@@ -44,5 +44,5 @@ pub mod slots;
 pub mod workdir;
 pub mod workspace;
 
-pub use manager::TaskManager;
+pub use manager::{TaskManager, STOPPED_BY_USER};
 pub use runner::StopSignal;

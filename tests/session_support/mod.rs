@@ -251,6 +251,8 @@ pub struct FakeLog {
     pub executed: Vec<Value>,
     pub cancelled: Vec<Value>,
     pub closed: Vec<Value>,
+    /// Tasks stopped by the user on the device.
+    pub stopped: Vec<i64>,
     pub commands: Vec<Value>,
     pub shutdowns: usize,
 }
@@ -261,6 +263,7 @@ impl FakeTasks {
             max: LIMIT,
             running: Vec::new(),
             queued: 0,
+            waiting: Vec::new(),
             max_queued: 100,
         });
         Self {
@@ -300,6 +303,7 @@ impl TaskPort for FakeTasks {
                     agent: wegent_executor::task::agent::AgentKind::Claude,
                     started_at: SystemTime::now(),
                     project: None,
+                    folder: None,
                 });
             } else {
                 s.queued += 1;
@@ -309,6 +313,10 @@ impl TaskPort for FakeTasks {
 
     fn cancel(&self, payload: &Value) {
         self.log.lock().unwrap().cancelled.push(payload.clone());
+    }
+
+    fn stop_task(&self, task_id: i64) {
+        self.log.lock().unwrap().stopped.push(task_id);
     }
 
     fn close_session(&self, payload: &Value) {
