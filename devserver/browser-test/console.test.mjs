@@ -11,6 +11,10 @@
 // "Browse…" (command RPC), send a task into it, see that Claude Code ran in that folder, "Reply",
 // and see the follow-up resume the same session (screenshot bench-results/screenshots/
 // console-projects.png); then a git project cloned on the device now, and a task in its checkout.
+// With the Codex CLI installed (WEGENT_TEST_CODEX, else .tools/codex), the user then picks the
+// Codex agent once: the same executor runs the real `codex` against the demo model's Responses API
+// in the project folder, streams the answer, and a reply resumes the Codex thread (screenshot
+// bench-results/screenshots/console-codex.png).
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -25,8 +29,10 @@ const devserverBin = process.env.DEVSERVER_BIN || resolve(targetDir, "debug/wege
 const deviceBin = process.env.SCRIPTED_DEVICE_BIN || resolve(targetDir, "debug/wegent-scripted-device");
 const executorBin = process.env.EXECUTOR_BIN || resolve(targetDir, "debug/wegent-executor");
 const claudeBin = process.env.WEGENT_TEST_CLAUDE || resolve(repo, ".tools/claude/node_modules/.bin/claude");
+const codexBin = process.env.WEGENT_TEST_CODEX || resolve(repo, ".tools/codex/node_modules/.bin/codex");
 const screenshot = resolve(repo, "bench-results/screenshots/console.png");
 const projectsScreenshot = resolve(repo, "bench-results/screenshots/console-projects.png");
+const codexScreenshot = resolve(repo, "bench-results/screenshots/console-codex.png");
 const children = [];
 const cleanups = [];
 const step = (msg) => console.log(`[console-test] ${msg}`);
@@ -149,7 +155,10 @@ async function projectTaskReply(page, url, token) {
   const code = join(scratch, "code");
   const folder = join(code, "my-app");
   mkdirSync(home, { recursive: true });
-  writeFileSync(join(home, "config.toml"), `claude_path = ${JSON.stringify(claudeBin)}\n`);
+  const codex = existsSync(codexBin);
+  if (process.env.WEGENT_TEST_CODEX && !codex) throw new Error(`WEGENT_TEST_CODEX=${codexBin} does not exist`);
+  writeFileSync(join(home, "config.toml"), `claude_path = ${JSON.stringify(claudeBin)}\n`
+    + (codex ? `codex_path = ${JSON.stringify(codexBin)}\n` : ""));
   start(executorBin, [], {
     WEGENT_EXECUTOR_HOME: home, WEGENT_NO_KEYCHAIN: "1", WEGENT_BACKEND_URL: url, WEGENT_AUTH_TOKEN: token,
     DEVICE_ID: "real-device-1", DEVICE_NAME: "real-device-1", WEGENT_EXECUTOR_PROJECTS_DIR: join(scratch, "workspace", "projects"),
@@ -223,6 +232,47 @@ async function projectTaskReply(page, url, token) {
   const answer = await page.locator("#answer").textContent();
   if (!answer.includes(`Claude Code in \`${checkout}\``)) throw new Error(`the answer ${JSON.stringify(answer)} does not name ${checkout}`);
   step("task in the git project ran in its checkout");
+
+  if (codex) await codexTask(page, folder);
+  else step(`SKIPPED the Codex task: no Codex CLI at ${codexBin} (set WEGENT_TEST_CODEX or run ./scripts/install-deps.sh)`);
+}
+
+// The user picks the Codex agent for a task in the folder project: the real `codex` runs there
+// against the demo model's Responses API, its answer streams in, and a reply resumes its thread.
+async function codexTask(page, folder) {
+  const option = page.locator("#project-select option", { hasText: "my-app" });
+  await page.locator("#project-select").selectOption(await option.getAttribute("value"));
+  await page.getByLabel("Agent", { exact: true }).selectOption("Codex");
+  await page.getByLabel("Message", { exact: true }).fill("what can Codex see here?");
+  await page.getByRole("button", { name: "Send" }).click();
+  // Streaming: part of Codex's answer is on screen while the task is still RUNNING.
+  await page.waitForFunction(() => {
+    const answer = document.getElementById("answer").textContent;
+    return answer.startsWith("Hello from") && !answer.includes("get real answers")
+      && document.getElementById("task-status").textContent.includes("Task #5: RUNNING");
+  }, null, { timeout: 120000 });
+  step("Codex task: partial answer visible while RUNNING");
+  await page.locator("#task-status", { hasText: "Task #5: COMPLETED" }).waitFor({ timeout: 120000 });
+  const first = await page.locator("#answer").textContent();
+  for (const needle of ['You asked: "what can Codex see here?"', `started Codex in \`${folder}\``]) {
+    if (!first.includes(needle)) throw new Error(`the Codex answer ${JSON.stringify(first)} lacks ${JSON.stringify(needle)}`);
+  }
+  await page.locator("#task-where", { hasText: `Agent: Codex · In project my-app: folder ${folder}` }).waitFor();
+  step("Codex task COMPLETED in the project folder");
+
+  // The reply goes to the task's agent (Codex) even after the select goes back to Claude Code.
+  await page.getByLabel("Agent", { exact: true }).selectOption("ClaudeCode");
+  await page.getByLabel("Reply in this task", { exact: true }).fill("and now?");
+  await page.getByRole("button", { name: "Reply" }).click();
+  await page.locator("#task-status", { hasText: "Task #5: RUNNING" }).waitFor();
+  await page.locator("#task-status", { hasText: "Task #5: COMPLETED" }).waitFor({ timeout: 120000 });
+  const second = await page.locator("#answer").textContent();
+  for (const needle of ['You asked: "and now?"', "Codex resumed the task's session, which already holds 1 earlier answer"]) {
+    if (!second.includes(needle)) throw new Error(`the Codex reply's answer ${JSON.stringify(second)} lacks ${JSON.stringify(needle)}`);
+  }
+  step("Reply → Codex resumed its thread");
+  await page.screenshot({ path: codexScreenshot, fullPage: true });
+  step(`screenshot: ${codexScreenshot}`);
 }
 
 // A bare repository with one commit on `main`; its file:// URL.
