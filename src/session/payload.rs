@@ -160,6 +160,7 @@ mod tests {
             max: 1,
             running: vec![],
             queued: 0,
+            waiting: Vec::new(),
             max_queued: 100,
         };
         let auth = AuthFileState {
