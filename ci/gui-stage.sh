@@ -95,7 +95,7 @@ out = {
     "rss_after_window_closed_mib": closed,
     "rss_after_window_closed_over_idle_mib": None if None in (idle, closed) else round(closed - idle, 1),
     "processes_after_window_closed": m.get("processes_after_window_closed"),
-    "note": "All processes of the app: the tray, its task sentinel and, while the token window is open, the window process with WebKit's web and network processes. Idle: online, no window, never opened. After closed: 10 s after the window closed. RSS counts shared library pages in full in every process (so the window-open figure counts the GTK/WebKit libraries twice); PSS shares them out.",
+    "note": "All processes of the app: the tray, its task sentinel and, while the token window is open, the window process with WebKit's web and network processes. Idle: online, no window ever opened, 15 s after start (start-up settled). After closed: 10 s after the window closed. RSS counts shared library pages in full in every process (so the window-open figure counts the GTK/WebKit libraries twice); PSS shares them out.",
     "deb_bytes": None if deb == "null" else int(deb),
     "deb_mib": None if deb == "null" else round(int(deb) / 1048576, 2),
     "targets": {"rss_idle_mib": 60, "rss_after_window_closed_over_idle_mib": 10, "deb_mib": 10},

@@ -90,6 +90,7 @@ fn setup_app<R: Runtime>(app: &AppHandle<R>, args: &Args, setup: DeviceSetup) {
     let tray = create_tray(app, &shell);
     let notifier = Arc::new(DesktopNotifier);
     tauri::async_runtime::spawn(bridge::run(app.clone(), shell.clone(), tray, notifier));
+    crate::memory::trim_from_time_to_time();
 
     let app = app.clone();
     let (demo, show, minimized) = (args.demo, args.show, args.minimized);

@@ -151,7 +151,7 @@ async fn next_message(
     }
 }
 
-/// Reaps the window process and gives the memory its calls used back to the system.
+/// Reaps the window process, then gives what the tray used meanwhile back to the system.
 async fn finish(mut child: Child, how: &str) {
     match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
         Ok(Ok(status)) => tracing::info!(%status, "token window {how}"),
@@ -161,7 +161,7 @@ async fn finish(mut child: Child, how: &str) {
             let _ = child.kill().await;
         }
     }
-    crate::memory::give_back_free_heap();
+    crate::memory::trim();
 }
 
 /// The tray's answer to one of the page's calls: a value for the page or its error sentence.
