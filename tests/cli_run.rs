@@ -488,11 +488,13 @@ async fn past_the_drain_grace_the_running_task_is_cancelled() {
 
 /// `wegent-executor --demo` on a machine without a display: the demo server starts in the
 /// process, the device comes online, and a task sent through the console's API runs with the
-/// real Claude CLI against the demo model.
+/// real Claude CLI against the demo model; a task for the demo's Codex bot runs the real Codex
+/// CLI, and the run output names each task's agent.
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_mode_comes_online_and_runs_a_task_sent_through_the_console_api() {
     let home = tempfile::tempdir().unwrap();
     let claude = task_harness::claude_path();
+    let codex = task_harness::codex_path();
     let projects = home.path().join("workspace").join("projects");
     let mut cmd = Command::new(BIN);
     for var in [
@@ -512,6 +514,8 @@ async fn demo_mode_comes_online_and_runs_a_task_sent_through_the_console_api() {
         .env("WEGENT_NO_KEYCHAIN", "1")
         .args(["--demo", "--claude-path"])
         .arg(&claude)
+        .arg("--codex-path")
+        .arg(&codex)
         .arg("--projects-dir")
         .arg(&projects)
         .stdout(Stdio::piped())
@@ -588,7 +592,38 @@ async fn demo_mode_comes_online_and_runs_a_task_sent_through_the_console_api() {
             .contains("Hello from the headless demo"),
         "the demo model's answer quotes the prompt: {settled}"
     );
-    until_line(&mut lines, &format!("Task {task_id} completed")).await;
+    let seen = until_line(&mut lines, &format!("Task {task_id} completed")).await;
+    let started = format!("Task {task_id} started (Claude Code): Hello from the headless demo");
+    assert!(seen.contains(&started), "{seen:#?}");
+
+    // The demo's Codex bot: picked per task, answered by the real Codex CLI.
+    let codex_task: serde_json::Value = http
+        .post(format!("{url}/api/device-chat/tasks"))
+        .bearer_auth(token.expose())
+        .json(&serde_json::json!({"message": "Hello Codex", "agent": "Codex"}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let codex_id = codex_task["taskId"].as_i64().expect("a task id");
+    let seen = until_line(&mut lines, &format!("Task {codex_id} completed")).await;
+    let started = format!("Task {codex_id} started (Codex): Hello Codex");
+    assert!(seen.contains(&started), "{seen:#?}");
+    let stored: serde_json::Value = http
+        .get(format!("{url}/api/tasks/{codex_id}"))
+        .bearer_auth(token.expose())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let answer = stored["result_text"].as_str().unwrap_or_default();
+    assert!(answer.contains("started Codex in `"), "{stored}");
 
     sigterm(&child);
     exits_cleanly(child, &mut lines).await;
