@@ -25,4 +25,5 @@ pub mod sio;
 pub mod status;
 pub mod task;
 pub mod token;
+pub mod token_expiry;
 pub mod web_links;

@@ -44,15 +44,7 @@ pub fn window_state(shell: &Shell) -> WindowState {
     let status = shell.core.current();
     let now = SystemTime::now();
     let header = crate::bridge::model(shell, &status, now).header;
-    let token_expiry = match token_check::expiry(status.token_expires_at, now) {
-        token_check::Expiry::Never => None,
-        token_check::Expiry::Valid { remaining } | token_check::Expiry::Soon { remaining } => Some(
-            format!("expires in {}", token_check::human_duration(remaining)),
-        ),
-        token_check::Expiry::Expired { ago } => {
-            Some(format!("expired {} ago", token_check::human_duration(ago)))
-        }
-    };
+    let token_expiry = token_check::expiry(status.token_expires_at, now).phrase();
     WindowState {
         version: VERSION,
         header,

@@ -1,57 +1,12 @@
 //! On-the-spot checks of what the user pastes in the token window (format, JWT expiry, server
-//! URL), and how the token's expiry is put into words. Pure: the clock is a parameter.
+//! URL). Pure: the clock is a parameter. How a token's expiry is put into words is the core's
+//! ([`wegent_executor::token_expiry`]), shared with the CLI.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde::Serialize;
 use wegent_executor::token::{Token, TokenKind};
-
-/// Warn this long before a login token expires (Wegent login tokens last 7 days).
-pub const EXPIRY_WARNING: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// Where a token stands with respect to its `exp`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expiry {
-    /// API key or JWT without `exp`.
-    Never,
-    Valid {
-        remaining: Duration,
-    },
-    /// Expires within [`EXPIRY_WARNING`].
-    Soon {
-        remaining: Duration,
-    },
-    Expired {
-        ago: Duration,
-    },
-}
-
-pub fn expiry(expires_at: Option<SystemTime>, now: SystemTime) -> Expiry {
-    let Some(at) = expires_at else {
-        return Expiry::Never;
-    };
-    match at.duration_since(now) {
-        Ok(remaining) if remaining.is_zero() => Expiry::Expired {
-            ago: Duration::ZERO,
-        },
-        Ok(remaining) if remaining <= EXPIRY_WARNING => Expiry::Soon { remaining },
-        Ok(remaining) => Expiry::Valid { remaining },
-        Err(e) => Expiry::Expired { ago: e.duration() },
-    }
-}
-
-/// "3 days", "5 h", "12 min", "40 s": coarse on purpose, for menus and notifications. Rounded to
-/// the nearest unit, so a token issued for 7 days a second ago reads "7 days", not "6 days".
-pub fn human_duration(d: Duration) -> String {
-    let s = d.as_secs() + u64::from(d.subsec_millis() >= 500);
-    let nearest = |unit: u64| (s + unit / 2) / unit;
-    match s {
-        0..=59 => format!("{s} s"),
-        60..=3569 => format!("{} min", nearest(60)),
-        3570..=169_199 => format!("{} h", nearest(3600)),
-        _ => format!("{} days", nearest(86_400)),
-    }
-}
+pub use wegent_executor::token_expiry::{expiry, human_duration, Expiry};
 
 /// What the window shows under the token field while the user types. Never contains the token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -165,7 +120,7 @@ pub fn capitalise(s: &str) -> String {
 mod tests {
     use super::*;
     use base64::Engine as _;
-    use std::time::UNIX_EPOCH;
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn jwt(claims: &str) -> String {
         let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -225,29 +180,6 @@ mod tests {
     }
 
     #[test]
-    fn expiry_classification() {
-        assert_eq!(expiry(None, at(5)), Expiry::Never);
-        assert_eq!(
-            expiry(Some(at(100)), at(40)),
-            Expiry::Soon {
-                remaining: Duration::from_secs(60)
-            }
-        );
-        assert_eq!(
-            expiry(Some(at(200_000)), at(0)),
-            Expiry::Valid {
-                remaining: Duration::from_secs(200_000)
-            }
-        );
-        assert_eq!(
-            expiry(Some(at(10)), at(70)),
-            Expiry::Expired {
-                ago: Duration::from_secs(60)
-            }
-        );
-    }
-
-    #[test]
     fn server_urls_are_normalised_or_refused() {
         assert_eq!(
             check_server_url(" https://wegent.example.com/api/ ").unwrap(),
@@ -263,16 +195,5 @@ mod tests {
             .contains("http://"));
         assert!(check_server_url("").is_err());
         assert!(check_server_url("https:///x").is_err());
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(human_duration(Duration::from_secs(8)), "8 s");
-        assert_eq!(human_duration(Duration::from_secs(130)), "2 min");
-        assert_eq!(human_duration(Duration::from_secs(5 * 3600)), "5 h");
-        assert_eq!(human_duration(Duration::from_secs(7 * 86400)), "7 days");
-        assert_eq!(human_duration(Duration::from_secs(7 * 86400 - 3)), "7 days");
-        assert_eq!(human_duration(Duration::from_secs(3599)), "1 h");
-        assert_eq!(human_duration(Duration::from_secs(89)), "1 min");
     }
 }

@@ -9,6 +9,7 @@ use crate::rest::DeviceInfo;
 use crate::settings::{Settings, Source, Sourced};
 use crate::status::{Connection, DeviceEvent, DeviceStatus};
 use crate::token::{Token, TokenKind};
+use crate::token_expiry::{expiry, Expiry};
 
 /// One line for the state, e.g. `Online · 0/5 slots` or `Offline — retrying in 8 s: refused`.
 pub fn status_line(status: &DeviceStatus, now: SystemTime) -> String {
@@ -338,7 +339,7 @@ pub fn pause_changed(was: bool, now: bool) -> String {
     format!("{state}{note}")
 }
 
-/// What a token is, never the token: `login token for admin, expires in 6 d 23 h (…)`.
+/// What a token is, never the token: `login token for admin, expires in 7 days (…)`.
 pub fn token_summary(token: &Token, now: SystemTime) -> String {
     let kind = match token.kind() {
         TokenKind::ApiKey => format!("API key {}", token.hint()),
@@ -350,32 +351,29 @@ pub fn token_summary(token: &Token, now: SystemTime) -> String {
     let expiry = match (token.kind(), token.expires_at()) {
         (TokenKind::ApiKey, _) => "expiry managed by the server".to_owned(),
         (TokenKind::Jwt, None) => "no expiry".to_owned(),
-        (TokenKind::Jwt, Some(at)) => match at.duration_since(now) {
-            Ok(left) => format!("expires in {} ({})", duration(left), utc(at)),
-            Err(past) => format!("EXPIRED {} ago ({})", duration(past.duration()), utc(at)),
-        },
+        (TokenKind::Jwt, Some(at)) => {
+            let phrase = expiry(Some(at), now).phrase().unwrap_or_default();
+            format!("{phrase} ({})", utc(at))
+        }
     };
     format!("{kind}, {expiry}")
 }
 
-/// Login tokens are warned about this long before they expire (they last 7 days).
-pub const EXPIRY_WARNING: Duration = Duration::from_secs(24 * 3600);
-
-/// A warning when a login token expires within [`EXPIRY_WARNING`]: the open connection outlives
-/// `exp`, but any reconnect after it is refused.
+/// A warning when a login token expires within [`crate::token_expiry::EXPIRY_WARNING`]: the open
+/// connection outlives `exp`, but any reconnect after it is refused.
 pub fn expiry_warning(token: &Token, now: SystemTime) -> Option<String> {
-    let left = token.expires_at()?.duration_since(now).ok()?;
-    (left <= EXPIRY_WARNING).then(|| {
+    let soon = expiry(token.expires_at(), now);
+    matches!(soon, Expiry::Soon { .. }).then(|| {
         format!(
-            "warning: the login token expires in {}; the device stays connected, but cannot reconnect after that. Sign in again with `wegent-executor login --user NAME`.",
-            duration(left)
+            "warning: the login token {}; the device stays connected, but cannot reconnect after that. Sign in again with `wegent-executor login --user NAME`.",
+            soon.phrase().unwrap_or_default()
         )
     })
 }
 
 /// Whether a JWT has expired by the local clock (API keys never do here).
 pub fn token_expired(token: &Token, now: SystemTime) -> bool {
-    token.expires_at().is_some_and(|at| at <= now)
+    matches!(expiry(token.expires_at(), now), Expiry::Expired { .. })
 }
 
 /// A row of `wegent-executor devices`.
@@ -603,16 +601,16 @@ mod tests {
         let text = token_summary(&token, now);
         assert_eq!(
             text,
-            "login token for admin, expires in 1 d 1 h (1970-01-12 13:46 UTC)"
+            "login token for admin, expires in 25 h (1970-01-12 13:46 UTC)"
         );
         assert!(!token_expired(&token, now));
         assert_eq!(expiry_warning(&token, now), None);
         let soon = UNIX_EPOCH + Duration::from_secs(1_000_000 - 3_600);
         assert!(expiry_warning(&token, soon)
             .unwrap()
-            .contains("expires in 1 h 0 min"));
+            .contains("the login token expires in 1 h;"));
         let later = UNIX_EPOCH + Duration::from_secs(1_000_060);
-        assert!(token_summary(&token, later).contains("EXPIRED 1 min 0 s ago"));
+        assert!(token_summary(&token, later).contains("expired 1 min ago"));
         assert!(token_expired(&token, later));
         let key = Token::new("wg-SecretApiKeyValue");
         let text = token_summary(&key, now);

@@ -65,7 +65,7 @@ pub(super) async fn run_device(
     }
     let warn_at = token
         .expires_at()
-        .and_then(|exp| exp.checked_sub(render::EXPIRY_WARNING));
+        .and_then(|exp| exp.checked_sub(crate::token_expiry::EXPIRY_WARNING));
     if args.paused {
         let home = &settings.home.value;
         crate::pause::set_paused(home, true)
