@@ -64,6 +64,9 @@ impl ServiceSpec {
         if let Some(path) = given(&settings.claude_path) {
             flag("--claude-path", path.display().to_string());
         }
+        if let Some(path) = given(&settings.codex_path) {
+            flag("--codex-path", path.display().to_string());
+        }
         if is_given(&settings.task_timeout) {
             flag(
                 "--task-timeout-secs",
