@@ -9,11 +9,14 @@ a StatusNotifierWatcher), with Debian's /usr/bin/python3 (python3-dbus):
 APP is the debug or release `wegent-device`, DEVSERVER the `wegent-devserver` binary (the real
 Wegent-compatible backend of this repo). Tasks run the real Claude Code CLI (WEGENT_TEST_CLAUDE, else
 the pinned one in .tools/) against the devserver's built-in demo model: only the model is scripted.
+With the Codex CLI installed (WEGENT_TEST_CODEX, else .tools/), the demo mode also runs a task on
+its Codex bot with the real `codex`.
 Writes OUT_DIR/tray-e2e.json (measurements) and OUT_DIR/screenshots/*.png.
 Prints 'N passed, N failed' last; exit status 1 on any failure.
 """
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -237,6 +240,30 @@ def no_file_contains(root, secret):
     return hits
 
 
+def demo_codex_task():
+    """The demo's Codex bot: a task sent through the demo console's API runs the real Codex CLI,
+    and the tray's task line names Codex."""
+    log = os.path.join(LOGS, "app-demo.log")
+    pattern = r"Wegent demo console: (\S+)  \(user (\S+), password (\S+)\)"
+    found = wait_for(lambda: re.search(pattern, open(log, errors="replace").read()), 10)
+    if not check("--demo prints its console and account", found):
+        return
+    url, user, password = found.groups()
+    jwt = rest("POST", url + "/api/auth/login", {"user_name": user, "password": password})["access_token"]
+    prompt = "Hello Codex from the tray demo"
+    task = rest("POST", url + "/api/device-chat/tasks", {"message": prompt, "agent": "Codex"}, token=jwt)
+    check("--demo: the running Codex task's line names Codex",
+          wait_for(lambda: node(f"Codex · {prompt}"), 30), [n["props"].get("label") for n in nodes()])
+
+    def settled():
+        t = rest("GET", f"{url}/api/tasks/{task['taskId']}", token=jwt)
+        return t if t["status"] in ("COMPLETED", "FAILED", "CANCELLED") else None
+    done = wait_for(settled, 60) or {}
+    check("--demo: the real Codex CLI answered the task (COMPLETED)",
+          done.get("status") == "COMPLETED" and "started Codex in" in (done.get("result_text") or ""),
+          {k: done.get(k) for k in ("status", "result_text", "error_message")})
+
+
 def main():
     port = free_port()
     server_url = f"http://127.0.0.1:{port}"
@@ -254,8 +281,13 @@ def main():
     claude = os.environ.get("WEGENT_TEST_CLAUDE") or os.path.join(
         HERE, "..", "..", ".tools", "claude", "node_modules", ".bin", "claude")
     check("the Claude Code CLI is installed", os.access(claude, os.X_OK), claude)
+    codex = os.environ.get("WEGENT_TEST_CODEX") or os.path.join(
+        HERE, "..", "..", ".tools", "codex", "node_modules", ".bin", "codex")
+    codex = os.path.abspath(codex) if os.access(codex, os.X_OK) else None
     with open(os.path.join(home, "config.toml"), "w") as f:
         f.write(f'claude_path = "{os.path.abspath(claude)}"\nmax_slots = 5\n')
+        if codex:
+            f.write(f'codex_path = "{codex}"\n')
 
     # ---- 1. token window through WebDriver: refusal shown, then Test & save ----------------
     wd_port = free_port()
@@ -441,6 +473,10 @@ def main():
     check("--demo comes online against the in-process devserver",
           wait_for(lambda: header_has("Online · 0/5 slots"), 60), header())
     check("--demo offers the console in the menu", wait_for(lambda: node("Open demo console"), 5))
+    if codex:
+        demo_codex_task()
+    else:
+        print("skip --demo Codex task: no Codex CLI (set WEGENT_TEST_CODEX or run scripts/install-deps.sh)")
     click("Quit")
     try:
         code = demo.wait(30)
