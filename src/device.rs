@@ -97,6 +97,7 @@ pub fn start_with_tasks(
     let (session_tx, session_rx) = mpsc::channel(16);
 
     let admission = Admission {
+        marker_seen: Some(paused),
         home: config.home.clone(),
         tasks: tasks.clone(),
         status: status_tx.clone(),
@@ -174,6 +175,9 @@ async fn keep_recent(
 /// manager and the status agree) and the drain before a stop. Only [`route_commands`] uses it,
 /// so a command and a marker change never interleave.
 struct Admission {
+    /// What the saved marker said when last read or written: only a change of the file is
+    /// followed (a switch that could not be saved must not be undone by the old file).
+    marker_seen: Option<bool>,
     home: PathBuf,
     tasks: Arc<dyn TaskPort>,
     status: Arc<watch::Sender<DeviceStatus>>,
@@ -182,11 +186,14 @@ struct Admission {
 impl Admission {
     /// The user flipped the switch here: save it, then apply it (also when saving failed: the
     /// user asked for it; the error says it will not outlive the process).
-    async fn set_paused(&self, paused: bool) {
+    async fn set_paused(&mut self, paused: bool) {
         let home = self.home.clone();
         let saved = tokio::task::spawn_blocking(move || crate::pause::set_paused(&home, paused))
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        if saved.is_ok() {
+            self.marker_seen = Some(paused);
+        }
         if let Err(e) = &saved {
             let message = format!(
                 "{}; it applies until the device stops",
@@ -199,13 +206,13 @@ impl Admission {
     }
 
     /// Follow the saved marker (another process — `wegent-executor pause`, the tray — may have
-    /// changed it). An unreadable marker changes nothing.
-    fn follow_marker(&self) {
-        if let Ok(paused) = crate::pause::is_paused(&self.home) {
-            if paused != self.status.borrow().paused {
-                tracing::info!(paused, "the saved pause switch changed");
-                self.apply(paused);
-            }
+    /// changed it).
+    fn follow_marker(&mut self) {
+        let read = crate::pause::is_paused(&self.home);
+        if let Some(paused) = crate::pause::changed(self.marker_seen, read) {
+            tracing::info!(paused, "the saved pause switch changed");
+            self.marker_seen = Some(paused);
+            self.apply(paused);
         }
     }
 
@@ -236,7 +243,7 @@ async fn route_commands(
     mut events: broadcast::Receiver<DeviceEvent>,
     session: mpsc::Sender<SessionCommand>,
     account: Account,
-    admission: Admission,
+    mut admission: Admission,
     tasks: Arc<dyn TaskPort>,
 ) {
     let mut marker_poll = tokio::time::interval(crate::pause::MARKER_POLL);

@@ -46,6 +46,12 @@ pub fn set_paused(home: &Path, paused: bool) -> io::Result<()> {
     }
 }
 
+/// What a running core follows: the marker's new state when it differs from what was last seen
+/// (an unreadable marker changes nothing).
+pub fn changed(seen: Option<bool>, read: io::Result<bool>) -> Option<bool> {
+    read.ok().filter(|now| seen != Some(*now))
+}
+
 /// The error a user reads when the switch could not be saved: which file, and what it means.
 pub fn save_error(home: &Path, paused: bool, e: &io::Error) -> String {
     let what = if paused { "pause" } else { "resume" };
@@ -74,6 +80,17 @@ mod tests {
         set_paused(&home, false).unwrap();
         set_paused(&home, false).unwrap();
         assert!(!is_paused(&home).unwrap());
+    }
+
+    #[test]
+    fn only_a_change_of_the_marker_is_followed() {
+        assert_eq!(changed(Some(false), Ok(true)), Some(true));
+        assert_eq!(changed(Some(true), Ok(true)), None);
+        assert_eq!(changed(None, Ok(false)), Some(false));
+        assert_eq!(
+            changed(Some(false), Err(io::ErrorKind::PermissionDenied.into())),
+            None
+        );
     }
 
     #[test]

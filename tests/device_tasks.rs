@@ -1232,3 +1232,32 @@ async fn a_queued_task_stopped_on_the_device_never_starts_and_is_cancelled() {
     );
     rig.shutdown().await;
 }
+
+/// A switch that cannot be saved (here `<home>/paused` is a directory, which a resume cannot
+/// remove) still applies, the status says why, and the unchanged file does not undo it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_that_cannot_be_saved_applies_says_why_and_is_not_undone() {
+    let rig = Rig::start(Script::Text("ran".into()), Rig::tasks()).await;
+    std::fs::create_dir(rig.home.path().join("paused")).unwrap();
+    rig.device_status("paused by the marker", |s| s.paused)
+        .await;
+    rig.device()
+        .commands
+        .send(Command::SetPaused(false))
+        .await
+        .unwrap();
+    rig.device_status("resumed, with the reason it is not saved", |s| {
+        !s.paused
+            && s.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("could not save the resume"))
+    })
+    .await;
+    // Heartbeats come every second, as the marker is looked at: after two, it has been looked
+    // at again.
+    rig.acks_settled().await;
+    assert!(!rig.device().status.borrow().paused);
+    let (task_id, _) = rig.dispatch("resumed").await;
+    assert_eq!(rig.terminal(task_id).await.status, TaskStatus::Completed);
+    rig.shutdown().await;
+}
