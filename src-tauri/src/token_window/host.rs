@@ -13,6 +13,7 @@ use tauri::{AppHandle, Manager, Runtime};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use wegent_executor::settings::vars;
 
 use super::protocol::{self, Call, FromWindow, ToWindow};
 use super::Section;
@@ -94,16 +95,9 @@ async fn own_window<R: Runtime>(app: AppHandle<R>, mut requests: UnboundedReceiv
     }
 }
 
-/// Starts `wegent-device --token-window=<section>` (this very binary). Nothing secret goes on
-/// its command line; its stdin and stdout are the pipe, its stderr is the tray's.
+/// Starts the window process; its stdin and stdout are the pipe, its stderr is the tray's.
 fn start(section: Section) -> std::io::Result<WindowProcess> {
-    let mut child = Command::new(own_binary()?)
-        .arg(format!("{WINDOW_FLAG}={}", section.anchor()))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()?;
+    let mut child = window_command(own_binary()?, section).spawn()?;
     let stdin = child.stdin.take().expect("piped");
     let output = BufReader::new(child.stdout.take().expect("piped"));
     let (to_window, rx) = mpsc::unbounded_channel();
@@ -118,6 +112,23 @@ fn start(section: Section) -> std::io::Result<WindowProcess> {
         output,
         to_window,
     })
+}
+
+/// `wegent-device --token-window=<section>` (this very binary). Nothing secret goes on its
+/// command line or into its environment.
+fn window_command(program: std::path::PathBuf, section: Section) -> Command {
+    let mut command = Command::new(program);
+    command
+        .arg(format!("{WINDOW_FLAG}={}", section.anchor()))
+        // A token given to the tray in its environment is the tray's: not the window's, nor
+        // WebKit's processes' (they inherit the window process's environment).
+        .env_remove(vars::TOKEN)
+        .env_remove(vars::AUTH_TOKEN)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    command
 }
 
 /// The running binary. If a package update replaced it on disk meanwhile, Linux still runs the
@@ -189,4 +200,40 @@ async fn answer<R: Runtime>(app: &AppHandle<R>, call: Call) -> Result<serde_json
 
 fn to_json(value: impl serde::Serialize) -> serde_json::Value {
     serde_json::to_value(value).expect("the window's answers serialise to JSON")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_process_gets_its_section_and_no_token() {
+        let command = window_command("/usr/bin/wegent-device".into(), Section::SignIn);
+        let std = command.as_std();
+        let args: Vec<_> = std.get_args().collect();
+        assert_eq!(args, ["--token-window=signin"]);
+        let mut removed: Vec<_> = std
+            .get_envs()
+            .filter(|(_, value)| value.is_none())
+            .map(|(key, _)| key)
+            .collect();
+        removed.sort();
+        assert_eq!(removed, ["WEGENT_AUTH_TOKEN", "WEGENT_TOKEN"]);
+        assert_eq!(std.get_envs().filter(|(_, v)| v.is_some()).count(), 0);
+    }
+
+    #[test]
+    fn the_flag_it_gets_is_the_one_the_app_parses() {
+        for section in Section::ALL {
+            let command = window_command("x".into(), section);
+            let args = crate::cli_args::parse(
+                command
+                    .as_std()
+                    .get_args()
+                    .map(|a| a.to_string_lossy().into_owned()),
+            );
+            assert_eq!(args.token_window, Some(section));
+            assert!(args.unknown.is_empty());
+        }
+    }
 }
