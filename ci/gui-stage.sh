@@ -9,7 +9,10 @@
 #
 # Needs (Debian 12): the apt packages listed in desktop-ci.md §1 (build + runtime/test lists), node+npm.
 # Env: CARGO_TARGET_DIR (default: ./target),
-# GUI_SKIP_DEB=1 to skip bundling (e2e then uses a debug build).
+# GUI_SKIP_DEB=1 to skip bundling (e2e then uses a debug build),
+# GUI_AFTER_WORKSPACE_TESTS=1 (set by scripts/test-all.sh): `cargo test --workspace` has just run,
+#   so the tray's unit tests are not run again and its debug build of the devserver is used (a
+#   `cargo build -p wegent-devserver` resolves features differently and compiles ~100 crates again).
 # Prints 'gui-stage: N passed, N failed' last; exits non-zero on any failure.
 set -euo pipefail
 
@@ -22,16 +25,26 @@ WORK=$(mktemp -d /tmp/gui-stage.XXXXXX)
 mkdir -p "$BENCH/screenshots"
 PASSED=0
 FAILED=0
-step() { echo; echo "=== gui-stage: $*"; }
+STEP="" STEP_T=$SECONDS
+# Starts a step; prints how long the previous one took.
+step() {
+  [ -z "$STEP" ] || echo "=== gui-stage: $STEP: $((SECONDS - STEP_T)) s"
+  STEP=$* STEP_T=$SECONDS
+  [ -z "$STEP" ] || { echo; echo "=== gui-stage: $STEP"; }
+}
 ok() { PASSED=$((PASSED + 1)); echo "ok   $*"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
 
-step "unit tests (cargo test -p wegent-device)"
-if timeout 1200 cargo test -p wegent-device --locked; then ok "tray unit tests"; else fail "tray unit tests"; fi
-
-step "devserver binary for the e2e"
-timeout 1200 cargo build -p wegent-devserver --locked
 DEVSERVER=$CARGO_TARGET_DIR/debug/wegent-devserver
+if [ "${GUI_AFTER_WORKSPACE_TESTS:-0}" = 1 ]; then
+  echo "gui-stage: tray unit tests and the devserver binary come from cargo test --workspace"
+  [ -x "$DEVSERVER" ] || { echo "gui-stage: $DEVSERVER is missing"; exit 1; }
+else
+  step "unit tests (cargo test -p wegent-device)"
+  if timeout 1200 cargo test -p wegent-device --locked; then ok "tray unit tests"; else fail "tray unit tests"; fi
+  step "devserver binary for the e2e"
+  timeout 1200 cargo build -p wegent-devserver --locked
+fi
 
 DEB_BYTES=null
 if [ "${GUI_SKIP_DEB:-0}" = 1 ]; then
@@ -106,6 +119,7 @@ json.dump(out, open(dst, "w"), indent=1)
 print(json.dumps(out, indent=1))
 PY
 
+step ""
 echo
 echo "gui-stage: $PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

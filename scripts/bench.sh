@@ -19,11 +19,10 @@ mkdir -p bench-results
 
 timed() { local t=$SECONDS; echo "=== $1"; shift; "$@"; echo "=== done in $((SECONDS - t)) s"; }
 
-timed "cargo bench (sio, relay, session, projects, outage, cancel)" \
-  cargo bench --locked -p wegent-executor --bench sio --bench relay --bench session \
-    --bench projects --bench outage --bench cancel -- "$@"
-timed "devserver bench" \
-  cargo run --locked --release -q -p wegent-devserver --example bench
-
+# One cargo run for every benchmark (and scripts/chaos.sh selects the same packages): cargo
+# resolves features per selection, so any other `-p` set would compile the release tree again.
+timed "cargo bench (sio, relay, session, projects, outage, cancel; devserver)" \
+  cargo bench --locked -p wegent-executor -p wegent-devserver --bench sio --bench relay \
+    --bench session --bench projects --bench outage --bench cancel --bench devserver -- "$@"
 echo "bench: results in bench-results/:"
 ls -l bench-results/*.json

@@ -13,4 +13,5 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 export WEGENT_TEST_CLAUDE=${WEGENT_TEST_CLAUDE:-$PWD/.tools/claude/node_modules/.bin/claude}
 mkdir -p bench-results
-cargo bench --locked -p wegent-executor --bench chaos -- "$@"
+# Same package selection as scripts/bench.sh, so the release build is shared (no second compile).
+cargo bench --locked -p wegent-executor -p wegent-devserver --bench chaos -- "$@"

@@ -34,5 +34,6 @@ trap headless_down EXIT
 failed=0
 timed "cargo test --workspace" cargo test --workspace --locked --no-fail-fast || failed=1
 timed "devserver console in Chromium" ./devserver/browser-test/run.sh || failed=1
-timed "tray app end to end" ./ci/gui-stage.sh || failed=1
+# Reuses what cargo test --workspace built and ran (the tray's unit tests, the debug devserver).
+timed "tray app end to end" env GUI_AFTER_WORKSPACE_TESTS=1 ./ci/gui-stage.sh || failed=1
 exit $failed

@@ -1,7 +1,7 @@
 //! Devserver throughput and latency on loopback, measured with the independent wire client.
 //! Prints the numbers and writes `bench-results/devserver-bench.json`.
 //!
-//! `cargo run -p wegent-devserver --example bench --release` (debug builds work, slower).
+//! `cargo bench -p wegent-devserver --bench devserver` (`scripts/bench.sh` runs it).
 
 use std::time::{Duration, Instant};
 
