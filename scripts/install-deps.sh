@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CLAUDE_CODE_VERSION=2.1.330   # pinned: stream-json fields change between releases (claude-cli.md)
+CODEX_VERSION=0.171.0          # pinned: app-server JSON-RPC and config keys change between releases (codex-cli.md)
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 
 APT_PACKAGES=(
@@ -42,6 +43,12 @@ fi
 # The real Claude Code CLI, pinned, for the task-execution tests.
 if [ "$(.tools/claude/node_modules/.bin/claude --version 2>/dev/null | cut -d' ' -f1)" != "$CLAUDE_CODE_VERSION" ]; then
   npm install --no-fund --no-audit --prefix .tools/claude "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION"
+fi
+
+# The real Codex CLI, pinned, for the Codex task tests. Only the npm registry is needed: the native
+# binary comes as an aliased optional dependency (@openai/codex-linux-x64 → @openai/codex@<v>-linux-x64).
+if [ "$(.tools/codex/node_modules/.bin/codex --version 2>/dev/null | cut -d' ' -f2)" != "$CODEX_VERSION" ]; then
+  npm install --no-fund --no-audit --prefix .tools/codex "@openai/codex@$CODEX_VERSION"
 fi
 
 # Node tools pinned by lockfiles: tauri CLI (bundling) and playwright-core (console test).

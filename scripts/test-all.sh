@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every test of the project, as CI runs it. Installs what it needs first.
 #   1. cargo test (workspace) inside a headless desktop session: unit tests, integration tests
-#      against the in-process devserver, the python-socketio wire test, the real Claude Code CLI
-#      against a mock API, and the keychain test against a real gnome-keyring Secret Service;
+#      against the in-process devserver, the python-socketio wire test, the real Claude Code and
+#      Codex CLIs against a mock API, and the keychain test against a real gnome-keyring Secret Service;
 #   2. the devserver console in headless Chromium (Playwright);
 #   3. the real tray app under Xvfb, its menu read over D-Bus (ci/gui-stage.sh).
 set -euo pipefail
@@ -14,6 +14,7 @@ ROOT=$PWD
 export CARGO_TERM_COLOR=never
 export WEGENT_TEST_PYTHON=$ROOT/.venv/bin/python
 export WEGENT_TEST_CLAUDE=$ROOT/.tools/claude/node_modules/.bin/claude
+export WEGENT_TEST_CODEX=$ROOT/.tools/codex/node_modules/.bin/codex
 export WEGENT_REQUIRE_KEYRING=1
 
 # Runs a phase and keeps its exit status (callers use `|| failed=1`, which turns off `set -e`).
