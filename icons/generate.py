@@ -4,13 +4,13 @@
 Outputs (committed, so builds need no Python):
   icons/app-1024.png                   source for `tauri icon` (the app icon set)
   icons/tray/<state>-<bar>.png         tray icons, 32 px and @2x 64 px
-     state: online | busy | offline | attention
+     state: online | busy | offline | attention | paused
      bar:   light (dark glyph for light panels) | dark (light glyph for dark panels)
             | template (macOS: black + alpha only; state shown by the badge *shape*)
 
 Every state differs by badge shape as well as colour, so it reads without colour too:
   online = filled dot, busy = filled dot with ring (full), offline = hollow ring,
-  attention = triangle with "!".
+  attention = triangle with "!", paused = two bars.
 """
 from pathlib import Path
 
@@ -20,7 +20,7 @@ OUT = Path(__file__).resolve().parent
 SS = 8  # supersampling factor
 
 COLOURS = {"online": (34, 170, 85), "busy": (230, 160, 0),
-           "offline": (150, 150, 150), "attention": (220, 50, 47)}
+           "offline": (150, 150, 150), "attention": (220, 50, 47), "paused": (60, 110, 220)}
 GLYPH = {"light": (40, 40, 40), "dark": (235, 235, 235), "template": (0, 0, 0)}
 
 
@@ -49,6 +49,10 @@ def badge(d, size, state, colour, cut):
         d.ellipse([cx - ri, cy - ri, cx + ri, cy + ri], fill=colour)
     elif state == "offline":
         d.ellipse([cx - r, cy - r, cx + r, cy + r], outline=colour, width=int(0.07 * s))
+    elif state == "paused":
+        bar_w, gap = r * 0.55, r * 0.3
+        for x0 in (cx - gap - bar_w, cx + gap):
+            d.rectangle([x0, cy - r, x0 + bar_w, cy + r], fill=colour)
     else:  # attention: triangle with an exclamation mark cut out
         tri = [(cx, cy - r * 1.05), (cx + r * 1.1, cy + r * 0.9), (cx - r * 1.1, cy + r * 0.9)]
         d.polygon(tri, fill=colour)

@@ -16,6 +16,8 @@ APT_PACKAGES=(
   # headless desktop session for the GUI tests (desktop-ci.md §4)
   xvfb x11-utils dbus dbus-x11 gnome-keyring libsecret-tools dunst python3-dbus python3-gi
   webkit2gtk-driver imagemagick xdotool
+  # screenshots show what users see: the menu's 🟢 ⭐ ⏸ are empty boxes without a colour emoji font
+  fonts-noto-color-emoji
   # browser test of the devserver console
   chromium
   # python-socketio wire test

@@ -5,7 +5,7 @@ use wegent_executor::status::{Connection, DeviceStatus};
 
 use crate::app_settings::TrayTheme;
 
-/// The four looks of the tray icon.
+/// The five looks of the tray icon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrayState {
     /// Connected, with a free slot.
@@ -16,6 +16,8 @@ pub enum TrayState {
     Offline,
     /// The user must act: no token, token rejected or expired, keychain unusable.
     Attention,
+    /// Connected, but the user paused new tasks.
+    Paused,
 }
 
 impl TrayState {
@@ -25,6 +27,7 @@ impl TrayState {
             TrayState::Busy => "busy",
             TrayState::Offline => "offline",
             TrayState::Attention => "attention",
+            TrayState::Paused => "paused",
         }
     }
 }
@@ -34,6 +37,7 @@ pub fn tray_state(status: &DeviceStatus, needs_attention: bool) -> TrayState {
     match &status.connection {
         Connection::NoToken | Connection::TokenRejected { .. } => TrayState::Attention,
         _ if needs_attention => TrayState::Attention,
+        Connection::Online if status.paused => TrayState::Paused,
         Connection::Online if status.slots.used() >= usize::from(status.slots.max) => {
             TrayState::Busy
         }
@@ -86,6 +90,9 @@ pub fn icon_png(state: TrayState, variant: IconVariant) -> &'static [u8] {
         (S::Attention, V::Light) => png!("attention", "light"),
         (S::Attention, V::Dark) => png!("attention", "dark"),
         (S::Attention, V::Template) => png!("attention", "template"),
+        (S::Paused, V::Light) => png!("paused", "light"),
+        (S::Paused, V::Dark) => png!("paused", "dark"),
+        (S::Paused, V::Template) => png!("paused", "template"),
     }
 }
 
@@ -96,7 +103,7 @@ pub fn tooltip(header: &str, version: &str) -> String {
 
 /// Tooltips render emoji badly on several hosts; the words carry the state.
 fn strip_status_emoji(header: &str) -> &str {
-    ["🟢 ", "🟡 ", "🟠 ", "🔴 ", "⚠️ ", "⚪ "]
+    ["🟢 ", "🟡 ", "🟠 ", "🔴 ", "⚠️ ", "⚪ ", "⏸️ "]
         .iter()
         .find_map(|e| header.strip_prefix(e))
         .unwrap_or(header)
@@ -137,6 +144,20 @@ mod tests {
     }
 
     #[test]
+    fn paused_shows_while_online_but_a_token_problem_wins() {
+        let mut s = status(Connection::Online, 1, 1);
+        s.paused = true;
+        assert_eq!(tray_state(&s, false), TrayState::Paused);
+        assert_eq!(tray_state(&s, true), TrayState::Attention);
+        s.connection = Connection::NoToken;
+        assert_eq!(tray_state(&s, false), TrayState::Attention);
+        assert_eq!(
+            tooltip("⏸️ Paused · 1/5 slots", "0.1.0"),
+            "Wegent Device 0.1.0 — Paused · 1/5 slots"
+        );
+    }
+
+    #[test]
     fn outside_problems_need_attention_even_when_online() {
         let s = status(Connection::Online, 5, 1);
         assert_eq!(tray_state(&s, true), TrayState::Attention);
@@ -156,6 +177,7 @@ mod tests {
             TrayState::Busy,
             TrayState::Offline,
             TrayState::Attention,
+            TrayState::Paused,
         ];
         let mut seen = std::collections::HashSet::new();
         for s in states {

@@ -20,6 +20,7 @@ pub mod menu_action;
 pub mod menu_handler;
 pub mod menu_ids;
 pub mod menu_model;
+pub mod menu_tasks;
 pub mod notifier;
 pub mod notify_policy;
 pub mod shell;

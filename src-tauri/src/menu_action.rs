@@ -6,10 +6,30 @@
 use crate::app_settings::NotifyKind;
 use crate::menu_ids as id;
 
+/// One turn of a task in the menu (a task may show twice for a moment: a running turn and the
+/// follow-up waiting for it), so each turn's items have ids of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TurnRef {
+    pub task_id: i64,
+    pub subtask_id: i64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MenuAction {
     RestartConnection,
     ToggleDefaultDevice,
+    /// "Pause new tasks".
+    TogglePause,
+    /// A running or waiting task's "Stop".
+    StopTask(TurnRef),
+    /// A running or waiting task's "Open in Wegent".
+    OpenTaskPage(TurnRef),
+    /// A running task's "Open folder".
+    OpenTaskFolder(TurnRef),
+    /// A finished task in "Recent": its page in Wegent.
+    OpenRecentTask {
+        task_id: i64,
+    },
     PasteToken,
     SignIn,
     /// "Try the demo" or, once it runs, "Open demo console".
@@ -27,6 +47,11 @@ impl MenuAction {
         match self {
             Self::RestartConnection => id::RESTART.to_owned(),
             Self::ToggleDefaultDevice => id::DEFAULT_DEVICE.to_owned(),
+            Self::TogglePause => id::PAUSE.to_owned(),
+            Self::StopTask(turn) => turn_id(id::STOP_PREFIX, turn),
+            Self::OpenTaskPage(turn) => turn_id(id::PAGE_PREFIX, turn),
+            Self::OpenTaskFolder(turn) => turn_id(id::FOLDER_PREFIX, turn),
+            Self::OpenRecentTask { task_id } => format!("{}{task_id}", id::RECENT_PREFIX),
             Self::PasteToken => id::PASTE_TOKEN.to_owned(),
             Self::SignIn => id::SIGN_IN.to_owned(),
             Self::Demo => id::DEMO.to_owned(),
@@ -43,6 +68,7 @@ impl MenuAction {
         Some(match item {
             id::RESTART => Self::RestartConnection,
             id::DEFAULT_DEVICE => Self::ToggleDefaultDevice,
+            id::PAUSE => Self::TogglePause,
             id::PASTE_TOKEN => Self::PasteToken,
             id::SIGN_IN => Self::SignIn,
             id::DEMO => Self::Demo,
@@ -50,11 +76,38 @@ impl MenuAction {
             id::OPEN_LOGS => Self::OpenLogs,
             id::ABOUT => Self::About,
             id::QUIT => Self::Quit,
-            other => {
-                let key = other.strip_prefix(id::NOTIFY_PREFIX)?;
-                Self::ToggleNotification(NotifyKind::from_key(key)?)
-            }
+            other => return parse_prefixed(other),
         })
+    }
+}
+
+fn turn_id(prefix: &str, turn: TurnRef) -> String {
+    format!("{prefix}{}.{}", turn.task_id, turn.subtask_id)
+}
+
+/// Ids that carry a value after their prefix.
+fn parse_prefixed(item: &str) -> Option<MenuAction> {
+    let turn = |rest: &str| {
+        let (task, subtask) = rest.split_once('.')?;
+        Some(TurnRef {
+            task_id: task.parse().ok()?,
+            subtask_id: subtask.parse().ok()?,
+        })
+    };
+    if let Some(key) = item.strip_prefix(id::NOTIFY_PREFIX) {
+        NotifyKind::from_key(key).map(MenuAction::ToggleNotification)
+    } else if let Some(rest) = item.strip_prefix(id::STOP_PREFIX) {
+        turn(rest).map(MenuAction::StopTask)
+    } else if let Some(rest) = item.strip_prefix(id::PAGE_PREFIX) {
+        turn(rest).map(MenuAction::OpenTaskPage)
+    } else if let Some(rest) = item.strip_prefix(id::FOLDER_PREFIX) {
+        turn(rest).map(MenuAction::OpenTaskFolder)
+    } else if let Some(rest) = item.strip_prefix(id::RECENT_PREFIX) {
+        rest.parse()
+            .ok()
+            .map(|task_id| MenuAction::OpenRecentTask { task_id })
+    } else {
+        None
     }
 }
 
@@ -63,9 +116,18 @@ mod tests {
     use super::*;
 
     fn all() -> Vec<MenuAction> {
+        let turn = TurnRef {
+            task_id: 7,
+            subtask_id: 70,
+        };
         let mut all = vec![
             MenuAction::RestartConnection,
             MenuAction::ToggleDefaultDevice,
+            MenuAction::TogglePause,
+            MenuAction::StopTask(turn),
+            MenuAction::OpenTaskPage(turn),
+            MenuAction::OpenTaskFolder(turn),
+            MenuAction::OpenRecentTask { task_id: 7 },
             MenuAction::PasteToken,
             MenuAction::SignIn,
             MenuAction::Demo,
@@ -96,6 +158,10 @@ mod tests {
             id::TASKS,
             "task.7.70",
             "notify.nonsense",
+            "stop.7",
+            "stop.x.1",
+            "recent.",
+            "folder.1.2.3",
             "",
         ] {
             assert_eq!(MenuAction::parse(item), None, "{item}");

@@ -6,11 +6,12 @@ use std::time::SystemTime;
 
 use tauri::{AppHandle, Manager, Runtime};
 use wegent_executor::status::Command;
+use wegent_executor::web_links::task_page_url;
 
 use crate::bridge::QUIT_CONFIRM_WINDOW;
 use crate::core_link::SHUTDOWN_GRACE;
 use crate::desktop;
-use crate::menu_action::MenuAction;
+use crate::menu_action::{MenuAction, TurnRef};
 use crate::menu_model::{on_quit_click, QuitDecision};
 use crate::shell::Shell;
 use crate::token_window::{self, Section};
@@ -36,6 +37,34 @@ fn run<R: Runtime>(app: &AppHandle<R>, shell: &Arc<Shell>, action: MenuAction) {
     match action {
         MenuAction::RestartConnection => send(shell.clone(), Command::Restart),
         MenuAction::ToggleDefaultDevice => send(shell.clone(), Command::SetDefault),
+        MenuAction::TogglePause => {
+            let paused = shell.core.current().paused;
+            send(shell.clone(), Command::SetPaused(!paused));
+        }
+        MenuAction::StopTask(turn) => send(
+            shell.clone(),
+            Command::StopTask {
+                task_id: turn.task_id,
+            },
+        ),
+        MenuAction::OpenTaskPage(TurnRef { task_id, .. })
+        | MenuAction::OpenRecentTask { task_id } => open_task_page(app, shell, task_id),
+        MenuAction::OpenTaskFolder(turn) => {
+            let status = shell.core.current();
+            let folder = status
+                .slots
+                .running
+                .iter()
+                .find(|t| t.subtask_id == turn.subtask_id)
+                .and_then(|t| t.folder.as_deref());
+            match folder {
+                Some(folder) => desktop::open_folder(app, folder),
+                None => tracing::warn!(
+                    task_id = turn.task_id,
+                    "the task has ended or has no folder: nothing to open"
+                ),
+            }
+        }
         MenuAction::PasteToken => token_window::open(app, Section::Token),
         MenuAction::SignIn => token_window::open(app, Section::SignIn),
         MenuAction::About => token_window::open(app, Section::About),
@@ -71,6 +100,21 @@ fn run<R: Runtime>(app: &AppHandle<R>, shell: &Arc<Shell>, action: MenuAction) {
             desktop::open_folder(app, &shell.logs_dir);
         }
         MenuAction::Quit => quit(app, shell),
+    }
+}
+
+/// A task's page on the server. The demo's console has no session in a fresh browser: there the
+/// page opens signed in, through a one-time sign-in link.
+fn open_task_page<R: Runtime>(app: &AppHandle<R>, shell: &Shell, task_id: i64) {
+    let page = task_page_url(&shell.core.current().server_url, task_id);
+    // The link's fragment (`login=<code>`) signs in; the console keeps the page's query.
+    let sign_in = shell.demo.sign_in_link().and_then(|link| {
+        link.split_once('#')
+            .map(|(_, fragment)| fragment.to_owned())
+    });
+    match sign_in {
+        Some(fragment) => desktop::open_secret_url(app, &format!("{page}#{fragment}"), &page),
+        None => desktop::open_url(app, &page),
     }
 }
 

@@ -10,9 +10,20 @@ pub const QUEUE_FULL: &str = "queue_full";
 pub const INSECURE: &str = "insecure_transport";
 pub const TASKS: &str = "tasks";
 pub const NO_TASKS: &str = "tasks.none";
-/// Prefix of one running task's item: `task.<task_id>.<subtask_id>`.
+/// Prefix of one running task's submenu: `task.<task_id>.<subtask_id>`.
 pub const TASK_PREFIX: &str = "task.";
+/// Prefix of one waiting task's submenu: `queued.<task_id>.<subtask_id>`.
+pub const QUEUED_PREFIX: &str = "queued.";
+/// A task's items: `<prefix><task_id>.<subtask_id>`.
+pub const STOP_PREFIX: &str = "stop.";
+pub const PAGE_PREFIX: &str = "page.";
+pub const FOLDER_PREFIX: &str = "folder.";
+pub const RECENT: &str = "recent";
+pub const NO_RECENT: &str = "recent_none";
+/// A finished task's item in Recent: `recent.<task_id>`.
+pub const RECENT_PREFIX: &str = "recent.";
 pub const DEFAULT_DEVICE: &str = "default_device";
+pub const PAUSE: &str = "pause";
 pub const RESTART: &str = "restart";
 pub const PASTE_TOKEN: &str = "paste_token";
 pub const SIGN_IN: &str = "sign_in";

@@ -4,12 +4,13 @@
 
 use std::time::{Duration, SystemTime};
 
-use wegent_executor::status::{Connection, DeviceStatus, RunningTask};
+use wegent_executor::status::{Connection, DeviceStatus};
 use wegent_executor::token::TokenKind;
 
 use crate::app_settings::{AppSettings, NotifyKind};
 use crate::menu_action::MenuAction;
 use crate::menu_ids as id;
+use crate::menu_tasks;
 use crate::token_check::{expiry, human_duration, Expiry};
 
 /// One menu entry. Ids are stable; see [`crate::menu_ids`].
@@ -36,7 +37,7 @@ pub enum Entry {
 }
 
 impl Entry {
-    fn item(id: &str, text: impl Into<String>, enabled: bool) -> Self {
+    pub(crate) fn item(id: &str, text: impl Into<String>, enabled: bool) -> Self {
         Entry::Item {
             id: id.to_owned(),
             text: text.into(),
@@ -44,7 +45,7 @@ impl Entry {
         }
     }
 
-    fn check(id: &str, text: impl Into<String>, enabled: bool, checked: bool) -> Self {
+    pub(crate) fn check(id: &str, text: impl Into<String>, enabled: bool, checked: bool) -> Self {
         Entry::Check {
             id: id.to_owned(),
             text: text.into(),
@@ -126,7 +127,10 @@ pub fn header(status: &DeviceStatus, shell: &ShellState, now: SystemTime) -> Str
                 n if slots.queue_full() => format!(" ({n} queued, full)"),
                 n => format!(" ({n} queued)"),
             };
-            if used >= usize::from(slots.max) {
+            if status.paused {
+                // Said first: new tasks are refused, whatever the slots.
+                format!("⏸️ Paused · {used}/{} slots{queued}", slots.max)
+            } else if used >= usize::from(slots.max) {
                 format!("🟡 Busy · {used}/{} slots{queued}", slots.max)
             } else {
                 format!("🟢 Online · {used}/{} slots{queued}", slots.max)
@@ -183,36 +187,7 @@ fn detail(status: &DeviceStatus, shell: &ShellState, now: SystemTime) -> Option<
     }
 }
 
-fn task_line(task: &RunningTask, now: SystemTime) -> String {
-    let elapsed = now.duration_since(task.started_at).unwrap_or_default();
-    let title = if task.title.trim().is_empty() {
-        format!("Task {}", task.task_id)
-    } else {
-        truncate(&task.title, 48)
-    };
-    // The agent first: with Claude Code and Codex tasks side by side, it tells them apart.
-    let agent = task.agent.name();
-    match &task.project {
-        Some(project) => format!(
-            "{agent} · {title} · {} — {}",
-            truncate(project, 24),
-            clock(elapsed)
-        ),
-        None => format!("{agent} · {title} — {}", clock(elapsed)),
-    }
-}
-
-/// `m:ss` under an hour, `h:mm:ss` beyond.
-fn clock(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-    } else {
-        format!("{}:{:02}", s / 60, s % 60)
-    }
-}
-
-fn truncate(text: &str, max: usize) -> String {
+pub(crate) fn truncate(text: &str, max: usize) -> String {
     let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if one_line.chars().count() <= max {
         one_line
@@ -263,24 +238,15 @@ pub fn build(status: &DeviceStatus, shell: &ShellState, now: SystemTime) -> Menu
     }
     entries.push(Entry::Separator);
 
-    let running = &status.slots.running;
-    let children = if running.is_empty() {
-        vec![Entry::item(id::NO_TASKS, "No running tasks", false)]
-    } else {
-        running
-            .iter()
-            .map(|t| {
-                let item_id = format!("{}{}.{}", id::TASK_PREFIX, t.task_id, t.subtask_id);
-                Entry::item(&item_id, task_line(t, now), false)
-            })
-            .collect()
-    };
-    entries.push(Entry::Submenu {
-        id: id::TASKS.to_owned(),
-        text: format!("Running tasks ({})", running.len()),
-        enabled: true,
-        children,
-    });
+    entries.push(menu_tasks::tasks_submenu(status, now));
+    entries.push(menu_tasks::recent_submenu(status, now));
+    // The switch only asks the core; the check mark shows what the core says.
+    entries.push(Entry::check(
+        &MenuAction::TogglePause.id(),
+        "Pause new tasks",
+        shell.server_configured,
+        status.paused,
+    ));
     let (default_text, default_enabled) = default_item(status);
     entries.push(Entry::check(
         &MenuAction::ToggleDefaultDevice.id(),

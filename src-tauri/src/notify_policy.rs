@@ -7,6 +7,7 @@
 use std::time::{Duration, SystemTime};
 
 use wegent_executor::status::{Connection, DeviceEvent, DeviceStatus};
+use wegent_executor::web_links::task_page_url;
 
 use crate::app_settings::{NotificationSwitches, NotifyKind};
 use crate::token_check::{expiry, human_duration, Expiry};
@@ -16,6 +17,9 @@ pub struct Notice {
     pub kind: NotifyKind,
     pub summary: String,
     pub body: String,
+    /// What a click on the notification opens (one task's page), where the notification
+    /// server supports actions.
+    pub link: Option<String>,
 }
 
 #[derive(Debug)]
@@ -24,8 +28,10 @@ pub struct NotifyPolicy {
     pub coalesce: Duration,
     /// A connection loss shorter than this is not worth a notification.
     pub lost_after: Duration,
-    finished: Burst<String>,
-    failed: Burst<(String, String)>,
+    /// `(task id, title)` of each.
+    finished: Burst<(i64, String)>,
+    /// `(task id, title, reason)` of each.
+    failed: Burst<(i64, String, String)>,
     online: bool,
     lost: Option<Lost>,
     warned_expiring: Option<SystemTime>,
@@ -93,10 +99,16 @@ impl NotifyPolicy {
     /// Record a one-off event from the core; it is told by a later [`Self::poll`].
     pub fn on_event(&mut self, event: &DeviceEvent, now: SystemTime) {
         match event {
-            DeviceEvent::TaskCompleted { title, .. } => self.finished.push(title.clone(), now),
-            DeviceEvent::TaskFailed { title, reason, .. } => {
-                self.failed.push((title.clone(), reason.clone()), now)
+            DeviceEvent::TaskCompleted { task_id, title } => {
+                self.finished.push((*task_id, title.clone()), now)
             }
+            DeviceEvent::TaskFailed {
+                task_id,
+                title,
+                reason,
+            } => self
+                .failed
+                .push((*task_id, title.clone(), reason.clone()), now),
             _ => {}
         }
     }
@@ -109,37 +121,45 @@ impl NotifyPolicy {
         switches: &NotificationSwitches,
     ) -> Vec<Notice> {
         let mut out = Vec::new();
-        self.tasks(now, &mut out);
+        self.tasks(&status.server_url, now, &mut out);
         self.connection(status, now, &mut out);
         self.token(status, now, &mut out);
         out.retain(|n| switches.enabled(n.kind));
         out
     }
 
-    fn tasks(&mut self, now: SystemTime, out: &mut Vec<Notice>) {
-        if let Some(titles) = self.finished.take_if_due(now, self.coalesce) {
-            out.push(match titles.as_slice() {
-                [one] => notice(NotifyKind::TaskFinished, "Task finished", one),
+    /// A notice about one task opens that task's page on `server_url` when clicked.
+    fn tasks(&mut self, server_url: &str, now: SystemTime, out: &mut Vec<Notice>) {
+        let page = |task_id: &i64| Some(task_page_url(server_url, *task_id));
+        if let Some(done) = self.finished.take_if_due(now, self.coalesce) {
+            out.push(match done.as_slice() {
+                [(id, title)] => Notice {
+                    link: page(id),
+                    ..notice(NotifyKind::TaskFinished, "Task finished", title)
+                },
                 many => notice(
                     NotifyKind::TaskFinished,
                     &format!("{} tasks finished", many.len()),
-                    &list(many.iter().map(String::as_str)),
+                    &list(many.iter().map(|(_, t)| t.as_str())),
                 ),
             });
         }
         if let Some(failures) = self.failed.take_if_due(now, self.coalesce) {
             out.push(match failures.as_slice() {
-                [(title, reason)] => notice(
-                    NotifyKind::TaskFailed,
-                    &format!("Task failed: {title}"),
-                    reason,
-                ),
+                [(id, title, reason)] => Notice {
+                    link: page(id),
+                    ..notice(
+                        NotifyKind::TaskFailed,
+                        &format!("Task failed: {title}"),
+                        reason,
+                    )
+                },
                 many => notice(
                     NotifyKind::TaskFailed,
                     &format!("{} tasks failed", many.len()),
                     &many
                         .iter()
-                        .map(|(t, r)| format!("{t}: {r}"))
+                        .map(|(_, t, r)| format!("{t}: {r}"))
                         .collect::<Vec<_>>()
                         .join("\n"),
                 ),
@@ -242,6 +262,7 @@ fn notice(kind: NotifyKind, summary: &str, body: &str) -> Notice {
         kind,
         summary: summary.to_owned(),
         body: body.to_owned(),
+        link: None,
     }
 }
 

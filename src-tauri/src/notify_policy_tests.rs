@@ -28,6 +28,7 @@ fn a_burst_of_finished_tasks_is_one_notice() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].summary, "3 tasks finished");
     assert_eq!(out[0].body, "• A\n• B\n• C");
+    assert_eq!(out[0].link, None, "three tasks: no one page to open");
     assert!(p.poll(&online, at(200), &all_on()).is_empty(), "told once");
 }
 
@@ -50,6 +51,7 @@ fn a_single_failure_carries_its_reason() {
             kind: NotifyKind::TaskFailed,
             summary: "Task failed: Fix bug".into(),
             body: "claude exited with 1".into(),
+            link: Some("http://127.0.0.1:8000/devices/chat?taskId=1".into()),
         }]
     );
 }
@@ -153,5 +155,18 @@ fn switched_off_kinds_are_dropped_without_replay() {
     assert!(
         p.poll(&online, at(10), &all_on()).is_empty(),
         "not replayed when switched back on"
+    );
+}
+
+#[test]
+fn a_single_finished_task_opens_its_page_when_clicked() {
+    let mut p = NotifyPolicy::default();
+    let online = status(Connection::Online, 5, 0);
+    p.on_event(&finished(42, "A"), at(0));
+    let out = p.poll(&online, at(5), &all_on());
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0].link.as_deref(),
+        Some("http://127.0.0.1:8000/devices/chat?taskId=42")
     );
 }

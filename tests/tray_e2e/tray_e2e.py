@@ -11,6 +11,10 @@ Wegent-compatible backend of this repo). Tasks run the real Claude Code CLI (WEG
 the pinned one in .tools/) against the devserver's built-in demo model: only the model is scripted.
 With the Codex CLI installed (WEGENT_TEST_CODEX, else .tools/), the demo mode also runs a task on
 its Codex bot with the real `codex`.
+The model API is the devserver's demo model behind slow_model.py, which streams one marked prompt
+slowly, so a running task's menu items can be clicked. A stub `xdg-open` first on PATH records
+what the app asks the desktop to open (pages, folders) instead of starting a browser. Menu
+screenshots are rendered from the menu the app exports over D-Bus (menu_shot.py).
 Writes OUT_DIR/tray-e2e.json (measurements) and OUT_DIR/screenshots/*.png.
 Prints 'N passed, N failed' last; exit status 1 on any failure.
 """
@@ -30,6 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CI_SCRIPTS = os.path.join(HERE, "..", "..", "ci")
 sys.path.insert(0, CI_SCRIPTS)
 import dbus  # noqa: E402
+import slow_model  # noqa: E402
 import sni  # noqa: E402
 from webdriver import WebDriver  # noqa: E402
 
@@ -196,6 +201,60 @@ def app_pids_under(root):
     return found
 
 
+def processes_in(folder):
+    """PIDs of processes whose working directory is `folder` or below (a task's agent and tools)."""
+    found = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                cwd = os.readlink(f"/proc/{d}/cwd")
+            except OSError:
+                continue
+            if cwd == folder or cwd.startswith(folder + "/"):
+                found.append(int(d))
+    return found
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def menu_shot(name, *submenus):
+    """The menu as a panel shows it, with `submenus` opened (menu_shot.py renders the D-Bus menu)."""
+    path = os.path.join(SHOTS, name)
+    done = subprocess.run(["/usr/bin/python3", os.path.join(HERE, "menu_shot.py"), path, *submenus],
+                          capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        print(done.stderr[-2000:], flush=True)
+    return done.returncode == 0 and os.path.exists(path)
+
+
+# ---- the desktop's "open" (a stub xdg-open first on PATH records what the app asks to open) -----
+OPENED = os.path.join(OUT, "xdg-open.log")
+
+
+def install_open_stub():
+    stub_dir = os.path.join(OUT, "stub-bin")
+    os.makedirs(stub_dir, exist_ok=True)
+    stub = os.path.join(stub_dir, "xdg-open")
+    with open(stub, "w") as f:
+        f.write(f'#!/bin/sh\nprintf \'%s\\n\' "$1" >> "{OPENED}"\n')
+    os.chmod(stub, 0o755)
+    os.environ["PATH"] = stub_dir + os.pathsep + os.environ["PATH"]
+
+
+def opened():
+    try:
+        with open(OPENED) as f:
+            return f.read().splitlines()
+    except OSError:
+        return []
+
+
 def x_window(name="Wegent Device"):
     out = subprocess.run(["xdotool", "search", "--name", f"^{name}$"], capture_output=True, text=True).stdout
     ids = out.split()
@@ -265,11 +324,16 @@ def demo_codex_task():
 
 
 def main():
+    install_open_stub()
     port = free_port()
     server_url = f"http://127.0.0.1:{port}"
+    # The devserver's demo model, behind a proxy that answers one marked prompt slowly.
+    model_port = free_port()
+    slow_model.start(model_port, server_url + "/demo-model")
     dev_log = os.path.join(LOGS, "devserver.log")
     dev_env = dict(os.environ, RUST_LOG="info", NO_COLOR="1")
-    devserver = spawn([DEVSERVER, "--bind", f"127.0.0.1:{port}", "--in-memory", "--password", "admin-pass"],
+    devserver = spawn([DEVSERVER, "--bind", f"127.0.0.1:{port}", "--in-memory", "--password", "admin-pass",
+                       "--model-base-url", f"http://127.0.0.1:{model_port}/v1"],
                       "devserver.log", dev_env)
     check("devserver answers", wait_for(lambda: rest("POST", server_url + "/api/auth/login",
                                                       {"user_name": "admin", "password": "admin-pass"}), 30))
@@ -408,6 +472,13 @@ def main():
           {k: done.get(k) for k in ("status", "result_text", "error_message")})
     notified = wait_for(lambda: "Task finished" in open(os.path.join(LOGS, "notify-monitor.log"), errors="replace").read(), 15)
     check("'Task finished' notification reached the daemon", notified)
+    # dunst supports actions: clicking the notification opens the task in Wegent.
+    page = f"{server_url}/devices/chat?taskId={task['taskId']}"
+    clicked = wait_for(lambda: subprocess.run(["dunstctl", "action", "0"], capture_output=True).returncode == 0
+                       and page in opened(), 10)
+    check("clicking the notification opens the task's page", clicked, opened())
+
+    task_controls(server_url, jwt, device_id)
 
     # ---- 4. Restart connection: the server sees a new register -----------------------------
     before = registers(dev_log, device_id)
@@ -515,6 +586,84 @@ def main():
     check("no Secret Service: the app keeps running", nokeys.poll() is None)
     stop(nokeys)
     stop(devserver)
+
+
+def dispatch(server_url, jwt, device_id, message):
+    return rest("POST", server_url + "/api/device-chat/tasks",
+                {"teamId": 1, "message": message, "deviceId": device_id}, token=jwt)["taskId"]
+
+
+def task_status(server_url, jwt, task_id):
+    return rest("GET", f"{server_url}/api/tasks/{task_id}", token=jwt)
+
+
+def task_controls(server_url, jwt, device_id):
+    """A running task's Stop / Open in Wegent / Open folder, Recent, and Pause new tasks."""
+    # ---- a running task's submenu ------------------------------------------------------------
+    title = "Write slowly until stopped"
+    slow = dispatch(server_url, jwt, device_id, f"{title} {slow_model.SLOW_MARKER}")
+    line = wait_for(lambda: node(f"Claude Code · {title}"), 30)
+    check("a running task is a submenu", line and [c["props"].get("label") for c in line["children"]]
+          == ["Stop", "Open in Wegent", "Open folder"], line)
+    # A task without a project runs in a folder of its own under the Wecode workspace root.
+    folder = os.path.join(HOME, ".wecode", "wegent-executor", "workspace", str(slow))
+    pids = wait_for(lambda: processes_in(folder), 30) or []
+    check("the task's agent runs in its folder", pids, folder)
+    wait_for(lambda: task_status(server_url, jwt, slow)["result_text"], 30)  # the answer streams
+    check("screenshot: a running task's submenu",
+          menu_shot("menu-running-task.png", "Running tasks", f"Claude Code · {title}"))
+
+    page = f"{server_url}/devices/chat?taskId={slow}"
+    click("Open in Wegent")
+    check("Open in Wegent asks the desktop to open the task's page",
+          wait_for(lambda: opened() and opened()[-1] == page, 10), opened()[-3:])
+    with urllib.request.urlopen(page, timeout=10) as r:
+        check("the server answers the task's page", r.status == 200 and b"Wegent devserver" in r.read())
+    click("Open folder")
+    check("Open folder asks the desktop to open the task's folder",
+          wait_for(lambda: opened() and opened()[-1] == folder, 10), opened()[-3:])
+
+    # ---- Stop: cancelled on the device, the server records why, nothing of it left ----------
+    click("Stop")
+    ended = wait_for(lambda: (lambda t: t if t["status"] == "CANCELLED" else None)(
+        task_status(server_url, jwt, slow)), 30) or task_status(server_url, jwt, slow)
+    check("Stop: the server records the task CANCELLED with the device's reason",
+          ended["status"] == "CANCELLED" and ended["error_message"] == "Stopped on this device by its user",
+          {k: ended.get(k) for k in ("status", "error_message")})
+    check("Stop: no process of the task is left",
+          wait_for(lambda: not [p for p in pids + processes_in(folder) if alive(p)], 15),
+          [cmdline(p)[:80] for p in pids + processes_in(folder) if alive(p)])
+    check("Stop: the device stays online with a free slot", wait_for(lambda: header_has("Online · 0/5 slots"), 15),
+          header())
+
+    # ---- Recent: the stopped task, newest first; a click opens it ------------------------------
+    recent = wait_for(lambda: node(f"Cancelled · {title}"), 10)
+    check("Recent lists the stopped task as cancelled", recent,
+          [c["props"].get("label") for c in (node("Recent") or {"children": []})["children"]])
+    check("screenshot: Recent", menu_shot("menu-recent.png", "Recent"))
+    click(f"Cancelled · {title}")
+    check("a Recent task opens its page in Wegent", wait_for(lambda: opened().count(page) == 2, 10), opened()[-3:])
+
+    # ---- Pause new tasks: refused with the paused message, the device stays online -------------
+    icon_before = tray()["props"].get("IconName")
+    click("Pause new tasks")
+    check("Pause: the header says Paused", wait_for(lambda: header_has("Paused"), 10), header())
+    check("Pause: the switch shows as checked",
+          wait_for(lambda: node("Pause new tasks")["props"].get("toggle-state") == 1, 5))
+    check("Pause: the icon changes", wait_for(lambda: tray()["props"].get("IconName") != icon_before, 5))
+    check("screenshot: paused", menu_shot("menu-paused.png"))
+    refused = dispatch(server_url, jwt, device_id, "Try while paused")
+    outcome = wait_for(lambda: (lambda t: t if t["status"] == "FAILED" else None)(
+        task_status(server_url, jwt, refused)), 20) or task_status(server_url, jwt, refused)
+    check("Pause: a new task is refused with the paused message",
+          outcome["error_message"] == "This device is paused by its user; resume it to take new tasks.",
+          {k: outcome.get(k) for k in ("status", "error_message")})
+    devices = rest("GET", server_url + "/api/devices", token=jwt)["items"]
+    check("Pause: the device stays online", devices and devices[0]["status"] in ("online", "busy")
+          and header_has("Paused"), (devices, header()))
+    check("Recent lists the refused task as failed", wait_for(lambda: node("Failed · Try while paused"), 10))
+    click("Pause new tasks")
+    check("Resume: back to Online", wait_for(lambda: header_has("Online · 0/5 slots"), 10), header())
 
 
 if __name__ == "__main__":
