@@ -59,19 +59,6 @@ fn main() {
     support::write_results("agents.json", &results);
 }
 
-fn cli_path(var: &str, default: &str) -> PathBuf {
-    let path = std::env::var_os(var).map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(default),
-        PathBuf::from,
-    );
-    assert!(
-        path.is_file(),
-        "{} is needed ({var}); run ./scripts/install-deps.sh",
-        path.display()
-    );
-    path
-}
-
 /// Milliseconds to the first text delta and to the end, per run.
 #[derive(Default)]
 struct Samples {
@@ -92,11 +79,8 @@ fn p50(samples: &[Duration]) -> f64 {
 }
 
 async fn bench(runs: usize) -> Value {
-    let claude = cli_path(
-        "WEGENT_TEST_CLAUDE",
-        ".tools/claude/node_modules/.bin/claude",
-    );
-    let codex = cli_path("WEGENT_TEST_CODEX", ".tools/codex/node_modules/.bin/codex");
+    let claude = PathBuf::from(support::claude_path());
+    let codex = PathBuf::from(support::codex_path());
     let mock = MockModel::start(Script::Text(ANSWER.into())).await;
     let mut cfg = DevServerConfig::for_tests();
     cfg.model.base_url = format!("{}/v1", mock.url);
@@ -109,15 +93,7 @@ async fn bench(runs: usize) -> Value {
     let server = DevServer::start(cfg).await.expect("the devserver starts");
     let token = server.demo_token().unwrap();
     let home = tempfile::tempdir().unwrap();
-    std::fs::write(
-        home.path().join("config.toml"),
-        format!(
-            "claude_path = {:?}\ncodex_path = {:?}\ntask_timeout_secs = 300\n",
-            claude.display().to_string(),
-            codex.display().to_string()
-        ),
-    )
-    .unwrap();
+    support::write_agents_config(home.path());
     let mut events = server.events();
     let mut device = support::spawn_executor(home.path(), &server.url(), &token, DEVICE_ID);
     accepted_heartbeat(&mut events, DEVICE_ID, WAIT)
@@ -147,6 +123,13 @@ async fn bench(runs: usize) -> Value {
                 alone.done.push(done_alone);
             }
         }
+        println!(
+            "agents ({name}): dispatch → first delta p50 {:.0} ms (CLI alone {:.0} ms), → COMPLETED p50 {:.0} ms (CLI alone {:.0} ms)",
+            p50(&device_samples.first_delta),
+            p50(&alone.first_delta),
+            p50(&device_samples.done),
+            p50(&alone.done),
+        );
         results[name] = json!({
             "device": device_samples.json(),
             "cli_alone": alone.json(),

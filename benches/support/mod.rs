@@ -60,8 +60,8 @@ pub fn spawn_executor(home: &Path, server_url: &str, token: &str, device_id: &st
         .expect("the wegent-executor binary starts")
 }
 
-/// `config.toml` in `home` pointing at the pinned real Claude CLI (`WEGENT_TEST_CLAUDE`).
-pub fn write_claude_config(home: &Path) {
+/// The pinned real Claude CLI (`WEGENT_TEST_CLAUDE`).
+pub fn claude_path() -> String {
     let claude = std::env::var("WEGENT_TEST_CLAUDE").unwrap_or_else(|_| {
         format!(
             "{}/.tools/claude/node_modules/.bin/claude",
@@ -72,11 +72,43 @@ pub fn write_claude_config(home: &Path) {
         Path::new(&claude).is_file(),
         "the Claude Code CLI is needed at {claude} (WEGENT_TEST_CLAUDE); run ./scripts/install-deps.sh"
     );
+    claude
+}
+
+/// `config.toml` in `home` pointing at the pinned real Claude CLI (`WEGENT_TEST_CLAUDE`).
+pub fn write_claude_config(home: &Path) {
     std::fs::write(
         home.join("config.toml"),
-        format!("claude_path = {claude:?}\ntask_timeout_secs = 300\n"),
+        format!(
+            "claude_path = {:?}\ntask_timeout_secs = 300\n",
+            claude_path()
+        ),
     )
     .unwrap();
+}
+
+/// The pinned real Codex CLI (`WEGENT_TEST_CODEX`).
+pub fn codex_path() -> String {
+    let codex = std::env::var("WEGENT_TEST_CODEX").unwrap_or_else(|_| {
+        format!(
+            "{}/.tools/codex/node_modules/.bin/codex",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    });
+    assert!(
+        Path::new(&codex).is_file(),
+        "the Codex CLI is needed at {codex} (WEGENT_TEST_CODEX); run ./scripts/install-deps.sh"
+    );
+    codex
+}
+
+/// [`write_claude_config`], and the pinned real Codex CLI for Codex bots.
+pub fn write_agents_config(home: &Path) {
+    write_claude_config(home);
+    let file = home.join("config.toml");
+    let mut config = std::fs::read_to_string(&file).unwrap();
+    config.push_str(&format!("codex_path = {:?}\n", codex_path()));
+    std::fs::write(file, config).unwrap();
 }
 
 // ---- processes (Linux /proc) ---------------------------------------------------------------
