@@ -89,9 +89,9 @@ fn setup_app<R: Runtime>(app: &AppHandle<R>, args: &Args, setup: DeviceSetup) {
     stop_on_signals(app.clone(), shell.clone());
     let tray = create_tray(app, &shell);
     let link_opener = app.clone();
-    let notifier = Arc::new(DesktopNotifier {
-        open_link: Arc::new(move |url: &str| crate::desktop::open_url(&link_opener, url)),
-    });
+    let notifier = Arc::new(DesktopNotifier::new(Arc::new(move |url: &str| {
+        crate::desktop::open_url(&link_opener, url)
+    })));
     tauri::async_runtime::spawn(bridge::run(app.clone(), shell.clone(), tray, notifier));
     crate::memory::trim_from_time_to_time();
 

@@ -36,20 +36,18 @@ fn running(task: &RunningTask, now: SystemTime) -> Entry {
         task_id: task.task_id,
         subtask_id: task.subtask_id,
     };
+    let mut children = common_actions(turn);
+    // Without a folder (it could not be made) there is nothing to open.
+    children.push(Entry::item(
+        &MenuAction::OpenTaskFolder(turn).id(),
+        "Open folder",
+        task.folder.is_some(),
+    ));
     Entry::Submenu {
         id: format!("{}{}.{}", id::TASK_PREFIX, task.task_id, task.subtask_id),
         text: task_line(task, now),
         enabled: true,
-        children: vec![
-            Entry::item(&MenuAction::StopTask(turn).id(), "Stop", true),
-            Entry::item(&MenuAction::OpenTaskPage(turn).id(), "Open in Wegent", true),
-            // Without a folder (it could not be made) there is nothing to open.
-            Entry::item(
-                &MenuAction::OpenTaskFolder(turn).id(),
-                "Open folder",
-                task.folder.is_some(),
-            ),
-        ],
+        children,
     }
 }
 
@@ -67,11 +65,16 @@ fn waiting(task: &QueuedTask) -> Entry {
         ),
         enabled: true,
         // A waiting task has no folder yet: it is chosen when the task starts.
-        children: vec![
-            Entry::item(&MenuAction::StopTask(turn).id(), "Stop", true),
-            Entry::item(&MenuAction::OpenTaskPage(turn).id(), "Open in Wegent", true),
-        ],
+        children: common_actions(turn),
     }
+}
+
+/// What every task in the menu offers, running or waiting.
+fn common_actions(turn: TurnRef) -> Vec<Entry> {
+    vec![
+        Entry::item(&MenuAction::StopTask(turn).id(), "Stop", true),
+        Entry::item(&MenuAction::OpenTaskPage(turn).id(), "Open in Wegent", true),
+    ]
 }
 
 /// A running task's line: agent, title, project folder and time so far.
