@@ -357,6 +357,25 @@ async fn a_model_error_fails_the_codex_task_with_its_message() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_heartbeat_tells_the_truth_about_the_users_codex_login_file() {
+    let rig = Rig::start(Script::Text("unused".into())).await;
+    let mut events = rig.server.events();
+    let payload = events
+        .heartbeat_of(DEVICE_ID, WAIT)
+        .await
+        .expect("a heartbeat")
+        .0;
+    let home = std::env::home_dir().expect("a home directory");
+    let file = home.join(".codex/auth.json");
+    assert_eq!(
+        payload["runtime_auth_files"],
+        serde_json::json!({"codex": {"target_path": file.to_string_lossy(), "exists": file.is_file()}}),
+        "the file the backend's copy writes, and whether it is there"
+    );
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_codex_cli_fails_the_task_with_how_to_install_it() {
     let rig = Rig::start_with(
         Script::Text("unused".into()),

@@ -47,6 +47,11 @@ pub trait TaskPort: Send + Sync + 'static {
     fn drain(&self);
     /// Running and queued tasks, updated on every change.
     fn slots(&self) -> watch::Receiver<Slots>;
+    /// The user's Codex login file as the heartbeat reports it (`runtime_auth_files.codex`), or
+    /// `None` to say nothing (the backend then pushes nothing). Read at every heartbeat.
+    fn codex_auth_file(&self) -> Option<crate::task::agent::codex::auth::AuthFileState> {
+        None
+    }
     /// Cancel everything; every task's terminal event is in the outbox when this returns.
     fn shutdown(&self) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 }

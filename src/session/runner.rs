@@ -17,7 +17,6 @@ use crate::session::probe::{Probe, ProbeOutcome};
 use crate::session::{SessionCommand, TaskPort};
 use crate::sio::{self, CallError, Client, ConnectOptions, Inbound, SendError};
 use crate::status::{DeviceEvent, DeviceStatus};
-use crate::task::agent::codex::auth::auth_file_state;
 use crate::task::failure::TaskFailure;
 use crate::token::Token;
 
@@ -293,7 +292,7 @@ impl Session {
         beats.wanted = false;
         // Checked at every beat: the file appears once the backend pushed it (or the user
         // logged in), and the backend must learn that to stop pushing.
-        let codex_auth = auth_file_state(std::env::home_dir().as_deref());
+        let codex_auth = self.tasks.codex_auth_file();
         let payload = heartbeat_payload(&self.identity, &slots.borrow(), codex_auth.as_ref());
         let client = client.clone();
         let done = done.clone();

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use tokio::sync::{broadcast, watch, Notify};
 
+use super::agent::codex::auth::{auth_file_state, AuthFileState};
 use super::emitter::Emitter;
 use super::events::{self, Turn};
 use super::extras::TaskExtras;
@@ -551,6 +552,13 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// What the heartbeat says of the user's Codex login file. The backend copies a missing one over
+/// `device:execute_command`; with remote commands off that copy cannot land, so the device says
+/// nothing rather than have the backend try again at every heartbeat.
+fn codex_auth_report(remote_commands: bool, state: Option<AuthFileState>) -> Option<AuthFileState> {
+    state.filter(|_| remote_commands)
+}
+
 impl TaskPort for TaskManager {
     fn execute(&self, payload: Value) {
         TaskManager::execute(self, payload);
@@ -577,6 +585,14 @@ impl TaskPort for TaskManager {
         TaskManager::slots(self)
     }
 
+    fn codex_auth_file(&self) -> Option<AuthFileState> {
+        let ctx = &self.inner.ctx;
+        codex_auth_report(
+            ctx.config.allow_remote_commands,
+            auth_file_state(ctx.user_home.as_deref()),
+        )
+    }
+
     fn set_paused(&self, paused: bool) {
         TaskManager::set_paused(self, paused);
     }
@@ -588,5 +604,24 @@ impl TaskPort for TaskManager {
     fn shutdown(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         let manager = self.clone();
         Box::pin(async move { manager.shutdown().await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_codex_login_file_is_reported_only_where_the_backend_can_copy_it() {
+        let state = AuthFileState {
+            target_path: "/home/u/.codex/auth.json".into(),
+            exists: false,
+        };
+        assert_eq!(
+            codex_auth_report(true, Some(state.clone())),
+            Some(state.clone())
+        );
+        assert_eq!(codex_auth_report(false, Some(state)), None);
+        assert_eq!(codex_auth_report(true, None), None);
     }
 }
