@@ -39,7 +39,7 @@ use wegent_executor::task::agent::codex::{launch as codex_launch, stream::AppSer
 use wegent_executor::task::events::{Turn, TEXT_DELTA};
 use wegent_executor::task::{child_env, payload, process, workspace::TaskDirs};
 
-use support::{accepted_heartbeat, ms, summary};
+use support::{accepted_heartbeat, summary};
 
 const USER: &str = "admin";
 const DEVICE_ID: &str = "device-bench-agents";
@@ -72,10 +72,9 @@ impl Samples {
     }
 }
 
+/// The p50 the JSON summary reports.
 fn p50(samples: &[Duration]) -> f64 {
-    let mut v: Vec<f64> = samples.iter().map(|d| ms(*d)).collect();
-    v.sort_by(f64::total_cmp);
-    v[(v.len() - 1) / 2]
+    summary(samples)["p50"].as_f64().unwrap_or(f64::NAN)
 }
 
 async fn bench(runs: usize) -> Value {
