@@ -23,6 +23,7 @@ Environment:
   WEGENT_TOKEN (or WEGENT_AUTH_TOKEN)  login JWT or API key (wg-…)
   WEGENT_BACKEND_URL                   e.g. https://wegent.example.com
   WEGENT_SOCKET_URL                    Socket.IO URL, if not the backend URL
+  WEGENT_WEB_URL                       the web app, if not at the backend URL
   WEGENT_EXECUTOR_HOME                 executor home (~/.wegent-executor)
   WEGENT_EXECUTOR_PROJECTS_DIR         projects dir (default
                                        ${WECODE_HOME:-~/.wecode}/wegent-executor/workspace/projects)
@@ -38,6 +39,7 @@ Token (first wins):
 
 config.toml in the executor home; keys, all optional:
   backend_url, socket_url, device_name
+  web_url (the web app, when not at backend_url: task links in the tray)
   max_slots (1..20, default 5)
   claude_path (default: `claude` on PATH)
   codex_path (default: `codex` on PATH)

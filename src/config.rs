@@ -24,6 +24,10 @@ pub struct Config {
     pub backend_url: String,
     /// Socket.IO base URL (`http(s)://` or `ws(s)://`); defaults to `backend_url`.
     pub socket_url: Option<String>,
+    /// Wegent's web app (links to a task's page); defaults to `backend_url`. Wegent's own setup
+    /// guide gives devices the backend's direct URL (`http://localhost:8000` by default) while
+    /// the web app is elsewhere (`:3000`).
+    pub web_url: Option<String>,
     /// The executor home: device id, config, logs, task workspaces.
     pub home: PathBuf,
     pub device_id: String,
@@ -35,6 +39,10 @@ pub struct Config {
 impl Config {
     pub fn socket_url(&self) -> &str {
         self.socket_url.as_deref().unwrap_or(&self.backend_url)
+    }
+
+    pub fn web_url(&self) -> &str {
+        self.web_url.as_deref().unwrap_or(&self.backend_url)
     }
 
     /// The token and task payloads (API keys) would cross the network unencrypted.

@@ -74,6 +74,7 @@ pub fn start_with_tasks(
         device_id: identity.device_id.clone(),
         device_name: identity.device_name.clone(),
         server_url: config.backend_url.clone(),
+        web_url: config.web_url().to_owned(),
         slots: slots_rx.borrow().clone(),
         token_kind: token.as_ref().map(Token::kind),
         token_expires_at: token.as_ref().and_then(Token::expires_at),

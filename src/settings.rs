@@ -7,6 +7,7 @@
 //! ```toml
 //! backend_url = "https://wegent.example.com"   # REST under /api, Socket.IO at /socket.io/
 //! socket_url = "wss://wegent.example.com"      # only if Socket.IO lives elsewhere
+//! web_url = "https://wegent.example.com"       # the web app, if not at backend_url (task links)
 //! device_name = "My laptop"                    # 1..100 characters
 //! max_slots = 5                                # concurrent tasks, 1..20
 //! claude_path = "/usr/local/bin/claude"        # default: `claude` on PATH
@@ -49,6 +50,8 @@ pub mod vars {
     pub const AUTH_TOKEN: &str = "WEGENT_AUTH_TOKEN";
     pub const BACKEND_URL: &str = "WEGENT_BACKEND_URL";
     pub const SOCKET_URL: &str = "WEGENT_SOCKET_URL";
+    /// Where Wegent's web app is, when not at the backend URL (links to a task's page).
+    pub const WEB_URL: &str = "WEGENT_WEB_URL";
     pub const HOME: &str = "WEGENT_EXECUTOR_HOME";
     pub const DEVICE_ID: &str = "DEVICE_ID";
     pub const DEVICE_NAME: &str = "DEVICE_NAME";
@@ -118,6 +121,7 @@ pub struct Sourced<T> {
 pub struct FileConfig {
     pub backend_url: Option<String>,
     pub socket_url: Option<String>,
+    pub web_url: Option<String>,
     pub device_name: Option<String>,
     pub max_slots: Option<i64>,
     pub claude_path: Option<PathBuf>,
@@ -187,6 +191,8 @@ pub struct Settings {
     pub config_file_found: bool,
     pub backend_url: Option<Sourced<String>>,
     pub socket_url: Option<Sourced<String>>,
+    /// Wegent's web app (task links), when not at the backend URL.
+    pub web_url: Option<Sourced<String>>,
     /// The configured name; [`crate::identity::device_name`] fills in the default.
     pub device_name: Option<Sourced<String>>,
     pub device_id_override: Option<String>,
@@ -284,6 +290,9 @@ pub fn resolve(
     let socket_url = pick_str(&flags.socket_url, Some(vars::SOCKET_URL), &f.socket_url)
         .map(|s| check_url("socket_url", s, &["http", "https", "ws", "wss"]))
         .transpose()?;
+    let web_url = pick_str(&None, Some(vars::WEB_URL), &f.web_url)
+        .map(|s| check_url("web_url", s, &["http", "https"]))
+        .transpose()?;
     let device_name = pick_str(&flags.device_name, Some(vars::DEVICE_NAME), &f.device_name);
     let max_slots = match pick(flags.max_slots, None, f.max_slots) {
         Some(s) => check_slots(s)?,
@@ -380,6 +389,7 @@ pub fn resolve(
         home,
         backend_url,
         socket_url,
+        web_url,
         device_name,
         device_id_override: env.var(vars::DEVICE_ID),
         max_slots,
@@ -430,6 +440,7 @@ impl Settings {
         Ok(Config {
             backend_url,
             socket_url: self.socket_url.as_ref().map(|s| s.value.clone()),
+            web_url: self.web_url.as_ref().map(|s| s.value.clone()),
             home: self.home.value.clone(),
             device_id,
             device_name,

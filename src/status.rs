@@ -107,6 +107,8 @@ pub struct DeviceStatus {
     pub device_id: String,
     pub device_name: String,
     pub server_url: String,
+    /// Where Wegent's web app is: a task's page is [`crate::web_links::task_page_url`] of it.
+    pub web_url: String,
     pub slots: Slots,
     /// Kind of the configured token, if any.
     pub token_kind: Option<TokenKind>,
@@ -127,8 +129,7 @@ pub struct DeviceStatus {
     /// finish.
     pub draining: bool,
     /// The last [`crate::recent::RECENT_TASKS`] tasks that finished here, newest first, one
-    /// entry per task. A task's page on the server: [`crate::web_links::task_page_url`] with
-    /// [`Self::server_url`].
+    /// entry per task.
     pub recent: Vec<FinishedTask>,
 }
 

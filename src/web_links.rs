@@ -1,10 +1,10 @@
-//! Links into the Wegent web app. The server URL a device connects to is also where its web app
-//! is served (the frontend proxies `/api`), so a page is the server URL plus the frontend's route.
+//! Links into the Wegent web app, at `web_url` (config; by default the backend URL, where a
+//! deployment whose frontend proxies `/api` serves both).
 
 /// The page of task `task_id`, as Wegent's own device view links it
 /// (`frontend/src/features/devices/components/RunningTasksList.tsx`: `/devices/chat?taskId=`).
-pub fn task_page_url(server_url: &str, task_id: i64) -> String {
-    let base = server_url.trim_end_matches('/');
+pub fn task_page_url(web_url: &str, task_id: i64) -> String {
+    let base = web_url.trim_end_matches('/');
     // A configured API base (`…/api`) is not where the pages are.
     let base = base.strip_suffix("/api").unwrap_or(base);
     format!("{base}/devices/chat?taskId={task_id}")

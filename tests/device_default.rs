@@ -21,6 +21,7 @@ fn start_device(
     let config = Config {
         backend_url: server.url(),
         socket_url: None,
+        web_url: None,
         home: home.path().join(id),
         device_id: id.to_owned(),
         device_name: format!("Linux - {id}"),

@@ -159,6 +159,7 @@ impl Rig {
         let config = Config {
             backend_url: server.url(),
             socket_url: None,
+            web_url: None,
             home: home.path().to_owned(),
             device_id: DEVICE_ID.into(),
             device_name: "Device tasks e2e".into(),

@@ -120,6 +120,7 @@ async fn a_codex_task_on_the_demo_setup_streams_completes_and_resumes() {
     let config = Config {
         backend_url: server.url(),
         socket_url: None,
+        web_url: None,
         home: home.path().to_owned(),
         device_id: DEVICE_ID.into(),
         device_name: "Devserver Codex e2e".into(),

@@ -111,6 +111,7 @@ async fn clone_from_git_then_task_and_reply_run_in_the_clone() {
     let config = Config {
         backend_url: server.url(),
         socket_url: None,
+        web_url: None,
         home: home.path().to_owned(),
         device_id: DEVICE_ID.into(),
         device_name: "Devserver projects e2e".into(),

@@ -65,6 +65,7 @@ impl Rig {
         let config = Config {
             backend_url: server.url(),
             socket_url: None,
+            web_url: None,
             home: home.path().to_owned(),
             device_id: DEVICE_ID.into(),
             device_name: "Codex e2e".into(),

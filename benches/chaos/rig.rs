@@ -158,6 +158,7 @@ impl CoreRig {
         let config = Config {
             backend_url: server.url(),
             socket_url: None,
+            web_url: None,
             home: home.path().to_owned(),
             device_id: DEVICE_ID.into(),
             device_name: "Chaos".into(),

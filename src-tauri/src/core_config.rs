@@ -48,8 +48,9 @@ pub fn config_for(setup: &DeviceSetup, url: &str) -> Result<Config, SetupError> 
     let mut settings = setup.settings.clone();
     let chosen_differs = settings.backend_url.as_ref().map(|s| s.value.as_str()) != Some(url);
     if chosen_differs {
-        // A socket URL configured for another server would be wrong for this one.
+        // A socket or web URL configured for another server would be wrong for this one.
         settings.socket_url = None;
+        settings.web_url = None;
     }
     settings.backend_url = Some(Sourced {
         value: url.to_owned(),
@@ -63,6 +64,7 @@ pub fn placeholder(setup: &DeviceSetup) -> Config {
     let mut config = config_for(setup, "http://127.0.0.1").unwrap_or_else(|_| Config {
         backend_url: String::new(),
         socket_url: None,
+        web_url: None,
         home: setup.settings.home.value.clone(),
         device_id: setup.device_id.clone(),
         device_name: setup.device_name.clone(),

@@ -44,6 +44,7 @@ pub fn idle_status(config: &Config) -> DeviceStatus {
         device_id: config.device_id.clone(),
         device_name: config.device_name.clone(),
         server_url: config.backend_url.clone(),
+        web_url: config.web_url().to_owned(),
         slots: Slots {
             max: config.tasks.max_slots,
             running: Vec::new(),

@@ -106,7 +106,7 @@ fn run<R: Runtime>(app: &AppHandle<R>, shell: &Arc<Shell>, action: MenuAction) {
 /// A task's page on the server. The demo's console has no session in a fresh browser: there the
 /// page opens signed in, through a one-time sign-in link.
 fn open_task_page<R: Runtime>(app: &AppHandle<R>, shell: &Shell, task_id: i64) {
-    let page = task_page_url(&shell.core.current().server_url, task_id);
+    let page = task_page_url(&shell.core.current().web_url, task_id);
     // The link's fragment (`login=<code>`) signs in; the console keeps the page's query.
     let sign_in = shell.demo.sign_in_link().and_then(|link| {
         link.split_once('#')

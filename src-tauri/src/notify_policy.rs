@@ -121,16 +121,16 @@ impl NotifyPolicy {
         switches: &NotificationSwitches,
     ) -> Vec<Notice> {
         let mut out = Vec::new();
-        self.tasks(&status.server_url, now, &mut out);
+        self.tasks(&status.web_url, now, &mut out);
         self.connection(status, now, &mut out);
         self.token(status, now, &mut out);
         out.retain(|n| switches.enabled(n.kind));
         out
     }
 
-    /// A notice about one task opens that task's page on `server_url` when clicked.
-    fn tasks(&mut self, server_url: &str, now: SystemTime, out: &mut Vec<Notice>) {
-        let page = |task_id: &i64| Some(task_page_url(server_url, *task_id));
+    /// A notice about one task opens that task's page in the web app at `web_url` when clicked.
+    fn tasks(&mut self, web_url: &str, now: SystemTime, out: &mut Vec<Notice>) {
+        let page = |task_id: &i64| Some(task_page_url(web_url, *task_id));
         if let Some(done) = self.finished.take_if_due(now, self.coalesce) {
             out.push(match done.as_slice() {
                 [(id, title)] => Notice {

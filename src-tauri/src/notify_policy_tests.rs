@@ -170,3 +170,18 @@ fn a_single_finished_task_opens_its_page_when_clicked() {
         Some("http://127.0.0.1:8000/devices/chat?taskId=42")
     );
 }
+
+#[test]
+fn the_link_goes_to_the_web_app_where_it_is_not_at_the_backend() {
+    let mut p = NotifyPolicy::default();
+    let mut online = status(Connection::Online, 5, 0);
+    // Wegent's default deployment: devices reach the backend at :8000, the web app is at :3000.
+    online.server_url = "http://localhost:8000".into();
+    online.web_url = "http://localhost:3000".into();
+    p.on_event(&finished(42, "A"), at(0));
+    let out = p.poll(&online, at(5), &all_on());
+    assert_eq!(
+        out[0].link.as_deref(),
+        Some("http://localhost:3000/devices/chat?taskId=42")
+    );
+}

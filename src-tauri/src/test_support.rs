@@ -28,6 +28,7 @@ pub fn status(connection: Connection, max: u8, used: usize) -> DeviceStatus {
         device_id: "device-abc".into(),
         device_name: "Linux - build-box".into(),
         server_url: "http://127.0.0.1:8000".into(),
+        web_url: "http://127.0.0.1:8000".into(),
         slots: Slots {
             max,
             running: (0..used)

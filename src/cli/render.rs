@@ -462,6 +462,7 @@ mod tests {
             device_id: "device-1".into(),
             device_name: "Linux - box".into(),
             server_url: "http://127.0.0.1:8000".into(),
+            web_url: "http://127.0.0.1:8000".into(),
             slots: Slots {
                 max: 5,
                 running: vec![task; running],

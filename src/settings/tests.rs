@@ -78,6 +78,7 @@ fn all_documented_file_keys_are_read() {
         r#"
 backend_url = "https://w.example"
 socket_url = "wss://ws.example"
+web_url = "https://app.example"
 device_name = "Laptop"
 max_slots = 20
 claude_path = "/opt/claude"
@@ -95,6 +96,7 @@ task_retention_days = 2
     let c = s.to_config("dev-1".into(), "Laptop".into()).unwrap();
     assert_eq!(c.backend_url, "https://w.example");
     assert_eq!(c.socket_url(), "wss://ws.example");
+    assert_eq!(c.web_url(), "https://app.example");
     assert_eq!(c.tasks.max_slots, 20);
     assert_eq!(c.tasks.claude_path, Some(PathBuf::from("/opt/claude")));
     assert_eq!(c.tasks.task_timeout, Duration::from_secs(60));
@@ -310,4 +312,35 @@ fn stdio_mcp_is_off_by_default_and_enabled_by_flag_env_or_file() {
         Some(&file("max_attachment_mb = 0"))
     )
     .is_err());
+}
+
+#[test]
+fn the_web_app_is_at_the_backend_unless_configured_and_must_be_http() {
+    let s = run(
+        &Overrides::default(),
+        &[(vars::BACKEND_URL, "http://localhost:8000")],
+        None,
+    )
+    .unwrap();
+    let c = s.to_config("d".into(), "n".into()).unwrap();
+    assert_eq!(c.web_url(), "http://localhost:8000");
+    let s = run(
+        &Overrides::default(),
+        &[
+            (vars::BACKEND_URL, "http://localhost:8000"),
+            (vars::WEB_URL, "http://localhost:3000"),
+        ],
+        None,
+    )
+    .unwrap();
+    let c = s.to_config("d".into(), "n".into()).unwrap();
+    assert_eq!(c.web_url(), "http://localhost:3000");
+    let err = run(
+        &Overrides::default(),
+        &[(vars::WEB_URL, "ftp://files.example")],
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("web_url"), "{err}");
 }

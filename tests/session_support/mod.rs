@@ -101,6 +101,7 @@ impl Rig {
         let config = Config {
             backend_url: server.url(),
             socket_url: None,
+            web_url: None,
             home: home.path().to_owned(),
             device_id: device_id.clone(),
             device_name: "Session test box".into(),
