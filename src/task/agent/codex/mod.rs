@@ -76,6 +76,13 @@ pub(crate) async fn run(
             return TaskFailure::Runtime(message).event();
         }
     }
+    if prepared.mcp_config.is_some() {
+        // Not silently: the user may wonder why the bot's tools are missing.
+        tracing::warn!(
+            task_id = req.task_id,
+            "this Codex task's MCP servers are not given to Codex yet (Claude Code bots get them)"
+        );
+    }
     let bot_id = req.bot_id.as_deref();
     let resume = if req.new_session {
         dirs.forget_sessions();
