@@ -1,10 +1,11 @@
-//! Task execution: `task:execute` → slot → workspace → agent (`claude`) → Responses events in the
-//! outbox.
+//! Task execution: `task:execute` → slot → workspace → agent (`claude` or `codex`) → Responses
+//! events in the outbox.
 //!
 //! - [`payload`]: lenient reading of `task:execute`.
 //! - [`slots`]: which queued task may start (pure).
 //! - [`agent`]: which agent runs a task, the child-process turn they share, and each agent's
-//!   launch and output mapping ([`agent::claude`]); [`events`]: Responses events (pure).
+//!   launch and output mapping ([`agent::claude`], [`agent::codex`]); [`events`]: Responses
+//!   events (pure).
 //! - [`failure`]: every way a task fails, with the code the server receives.
 //! - [`runner`]: one turn's lifecycle; [`emitter`]: exactly one terminal event per turn.
 //! - [`manager`] (this module's [`TaskManager`]): queue, slots, cancel, shutdown.

@@ -1,8 +1,9 @@
 //! The agent seam: which coding agent runs a task, and what every agent shares.
 //!
 //! - [`AgentKind`]: chosen from the bot's shell type (pure).
-//! - [`turn`]: one child-process turn, the same for every agent (process group, stdin line,
-//!   stderr tail, stdout line loop with stop and deadline).
+//! - [`turn`]: one child-process turn, the same for every agent (process group, stdin: one
+//!   message or a conversation, stderr tail, stdout line loop with stop and deadline).
+//! - `locate`: finding an agent's CLI; [`spawn_failure`]: a CLI that did not start.
 //! - [`claude`]: Claude Code: its launch (argv, environment, stdin) and its `stream-json`
 //!   mapping to Responses events.
 //! - [`codex`]: Codex: its launch (`codex app-server`: argv, config, environment) and its
