@@ -135,6 +135,15 @@ async function main() {
     if (partial.endsWith("finishes")) throw new Error("the cancelled answer ran to the end");
     step("Cancel → CANCELLED with a partial answer");
 
+    // A task's page where Wegent's web app has it (the device tray's "Open in Wegent"): the
+    // console opens on that task.
+    await page.goto(`${url}/devices/chat?taskId=1`);
+    await page.locator("#task-status", { hasText: "Task #1: COMPLETED" }).waitFor();
+    const linked = await page.locator("#answer").textContent();
+    if (linked !== expected) throw new Error(`the linked task shows ${JSON.stringify(linked)}`);
+    step("/devices/chat?taskId=1 opens task #1");
+    await page.goto(url);
+
     await projectTaskReply(page, url, token);
   } finally {
     await browser.close();

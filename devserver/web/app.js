@@ -222,6 +222,11 @@ function setTask(status, text) {
   $("reply").hidden = !state.task || !TERMINAL.includes(status);
 }
 
+// Why a turn ended without an answer: a failure, or a cancel with the device's reason.
+function endNote(status, message) {
+  return status === "CANCELLED" ? `Cancelled: ${message}` : `Error: ${message}`;
+}
+
 // Earlier turns of the task: every message before the answer being shown.
 function renderConversation(t) {
   const list = $("conversation");
@@ -230,7 +235,7 @@ function renderConversation(t) {
     if (s.id === state.task.subtask) break;
     const li = document.createElement("li");
     li.className = s.role === "USER" ? "user" : "device";
-    const answer = s.result ? s.result.value : s.error_message ? `Error: ${s.error_message}` : "";
+    const answer = s.result ? s.result.value : s.error_message ? endNote(s.status, s.error_message) : "";
     li.textContent = s.role === "USER" ? `You: ${s.prompt}` : `Device: ${answer}`;
     list.append(li);
   }
@@ -244,7 +249,7 @@ function renderConversation(t) {
 async function refreshTask() {
   if (!state.task) return;
   const t = await api("GET", `/api/tasks/${state.task.id}`);
-  const text = t.result_text || (t.error_message ? `Error: ${t.error_message}` : $("answer").textContent);
+  const text = t.result_text || (t.error_message ? endNote(t.status, t.error_message) : $("answer").textContent);
   renderConversation(t);
   setTask(t.status, text);
 }
