@@ -13,15 +13,16 @@ mod mock_model;
 mod procs;
 #[path = "support/task_harness.rs"]
 mod task_harness;
+#[path = "support/traced_device.rs"]
+mod traced_device;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mock_model::{MockModel, ModelApi, Script, TOOL_RESULT};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use traced_device::{assert_no_file_holds, TracedDevice};
 use wegent_devserver::bots::Agent;
 use wegent_devserver::{
     DevServer, DevServerConfig, DispatchRequest, RunningDevServer, ServerEvent, TaskOutcome,
@@ -419,51 +420,20 @@ async fn a_payload_secret_reaches_neither_the_models_commands_nor_any_log() {
     cfg.timings.online_ttl = Duration::from_secs(90);
     let server = DevServer::start(cfg).await.unwrap();
     let home = tempfile::tempdir().unwrap();
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_wegent-executor"));
-    for var in ["WEGENT_AUTH_TOKEN", "WEGENT_SOCKET_URL", "DEVICE_ID"] {
-        cmd.env_remove(var);
-    }
-    let mut child = cmd
-        .env("RUST_LOG", "trace")
-        .env("WEGENT_EXECUTOR_HOME", home.path())
-        .env("WEGENT_NO_KEYCHAIN", "1")
-        .env("WEGENT_BACKEND_URL", server.url())
-        .env("WEGENT_TOKEN", server.demo_token().unwrap())
-        .env("DEVICE_NAME", "Codex canary box")
-        .args(["--mode", "local", "--codex-path"])
-        .arg(task_harness::codex_path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let stderr_text = tokio::spawn(async move {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf).await;
-        String::from_utf8_lossy(&buf).into_owned()
-    });
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    tokio::time::timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.contains("Online") {
-                return;
-            }
-        }
-        panic!("the device exited before it came online");
-    })
-    .await
-    .expect("the device comes online");
-    let device_id = std::fs::read_to_string(home.path().join("device_id"))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let device = TracedDevice::start(
+        &server,
+        home.path(),
+        "Codex canary box",
+        "--codex-path",
+        &task_harness::codex_path(),
+    )
+    .await;
     let (outcome, events) = recorded(&server, async {
         let d = server
             .dispatch(
                 USER,
                 DispatchRequest {
-                    device_id: Some(device_id.clone()),
+                    device_id: Some(device.device_id.clone()),
                     message: "show me the environment".into(),
                     agent: Some(Agent::Codex),
                     ..Default::default()
@@ -474,16 +444,7 @@ async fn a_payload_secret_reaches_neither_the_models_commands_nor_any_log() {
         server.wait_task_terminal(d.task_id, WAIT).await.unwrap()
     })
     .await;
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    tokio::time::timeout(WAIT, child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let stderr_text = device.stop().await;
 
     // The command really ran and printed its environment (Codex's own variables are in it).
     assert_eq!(outcome.status, TaskStatus::Completed, "{outcome:?}");
@@ -508,34 +469,16 @@ async fn a_payload_secret_reaches_neither_the_models_commands_nor_any_log() {
             );
         }
     }
-    let stderr_text = stderr_text.await.unwrap();
     assert!(
         stderr_text.contains("DEBUG wegent_executor"),
         "logged verbosely"
     );
     assert!(!stderr_text.contains(CANARY_KEY), "the key is on stderr");
     // Every file the device wrote: its logs, the task's private state and Codex's home.
-    let mut files = 0;
-    let mut stack = vec![home.path().to_owned()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let meta = std::fs::symlink_metadata(&path).unwrap();
-            if meta.is_dir() {
-                stack.push(path);
-            } else if meta.is_file() {
-                files += 1;
-                let bytes = std::fs::read(&path).unwrap();
-                assert!(
-                    !bytes
-                        .windows(CANARY_KEY.len())
-                        .any(|w| w == CANARY_KEY.as_bytes()),
-                    "the key is in {}",
-                    path.display()
-                );
-            }
-        }
-    }
-    assert!(files > 3, "the device wrote its logs and the task's files");
+    let written = assert_no_file_holds(home.path(), CANARY_KEY);
+    assert!(
+        written.files > 3,
+        "the device wrote its logs and the task's files"
+    );
     server.shutdown().await;
 }

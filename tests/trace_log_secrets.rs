@@ -7,15 +7,14 @@
 
 #[path = "support/task_harness.rs"]
 mod task_harness;
+#[path = "support/traced_device.rs"]
+mod traced_device;
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::Command;
+use traced_device::{assert_no_file_holds, TracedDevice};
 use wegent_devserver::{DevServer, DevServerConfig, ModelSettings, TaskStatus};
 
-const BIN: &str = env!("CARGO_BIN_EXE_wegent-executor");
 const WAIT: Duration = Duration::from_secs(60);
 const CANARY_KEY: &str = "sk-ant-CANARY-trace-7f3a9c0e5b1d";
 
@@ -29,68 +28,23 @@ async fn a_task_run_at_trace_level_logs_no_secret() {
     cfg.timings.ping_timeout = Duration::from_secs(10);
     cfg.timings.online_ttl = Duration::from_secs(10);
     let server = DevServer::start(cfg).await.unwrap();
-    let token = server.demo_token().unwrap();
     let home = tempfile::tempdir().unwrap();
 
-    let mut cmd = Command::new(BIN);
-    for var in ["WEGENT_AUTH_TOKEN", "WEGENT_SOCKET_URL", "DEVICE_ID"] {
-        cmd.env_remove(var);
-    }
-    let mut child = cmd
-        .env("RUST_LOG", "trace")
-        .env("WEGENT_EXECUTOR_HOME", home.path())
-        .env("WEGENT_NO_KEYCHAIN", "1")
-        .env("WEGENT_BACKEND_URL", server.url())
-        .env("WEGENT_TOKEN", &token)
-        .env("DEVICE_NAME", "Trace box")
-        .args(["--mode", "local", "--claude-path"])
-        .arg(task_harness::claude_path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    // Drain stderr all along: at trace it outgrows a pipe buffer.
-    let mut stderr = child.stderr.take().unwrap();
-    let stderr_text = tokio::spawn(async move {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf).await;
-        String::from_utf8_lossy(&buf).into_owned()
-    });
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    tokio::time::timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.contains("Online") {
-                return;
-            }
-        }
-        panic!("the device exited before it came online");
-    })
-    .await
-    .expect("the device comes online");
-
-    let device_id = std::fs::read_to_string(home.path().join("device_id"))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let device = TracedDevice::start(
+        &server,
+        home.path(),
+        "Trace box",
+        "--claude-path",
+        &task_harness::claude_path(),
+    )
+    .await;
     let task = server
-        .dispatch_task("admin", Some(&device_id), "say hello")
+        .dispatch_task("admin", Some(&device.device_id), "say hello")
         .await
         .unwrap();
     let outcome = server.wait_task_terminal(task.task_id, WAIT).await.unwrap();
 
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    tokio::time::timeout(WAIT, child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-
-    let stderr_text = stderr_text.await.unwrap();
+    let stderr_text = device.stop().await;
     assert!(
         stderr_text.contains("DEBUG wegent_executor"),
         "the device really logged verbosely"
@@ -99,15 +53,8 @@ async fn a_task_run_at_trace_level_logs_no_secret() {
         !stderr_text.contains(CANARY_KEY),
         "the API key is on stderr"
     );
-    let mut logged = 0;
-    for entry in std::fs::read_dir(home.path().join("logs")).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        logged += text.len();
-        let hits = text.lines().filter(|l| l.contains(CANARY_KEY)).count();
-        assert_eq!(hits, 0, "the API key is in {}", path.display());
-    }
-    assert!(logged > 0, "the log files are empty");
+    let logged = assert_no_file_holds(&home.path().join("logs"), CANARY_KEY);
+    assert!(logged.bytes > 0, "the log files are empty");
     // The payload really went through the device (and its key to the model).
     assert_eq!(outcome.status, TaskStatus::Completed, "{outcome:?}");
 }
