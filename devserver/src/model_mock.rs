@@ -270,6 +270,69 @@ fn demo_answer(agent: &str, prompt: &str, cwd: &str, earlier_answers: usize) -> 
     )
 }
 
+/// A streamed text answer: what [`Script::Text`], [`Script::Slow`], [`Script::Gated`] and
+/// [`Script::Demo`] send, and the answer after a tool call. Each API writes it in its own events.
+struct TextAnswer {
+    /// One text delta each.
+    chunks: Vec<String>,
+    /// The pause before each chunk.
+    interval: Duration,
+    /// The stream waits before chunk `.0` until the gate opens.
+    gate: Option<(usize, Gate)>,
+}
+
+impl TextAnswer {
+    /// The answer of a text-only `script` (`demo` writes [`Script::Demo`]'s text); `None` for the
+    /// scripts that answer otherwise.
+    fn of(script: &Script, demo: impl FnOnce() -> String) -> Option<Self> {
+        let (chunks, interval, gate) = match script {
+            Script::Text(text) => (chunks_of(text, 3), Duration::ZERO, None),
+            Script::Slow { chunks, interval } => (numbered_chunks(*chunks), *interval, None),
+            Script::Gated {
+                before,
+                after,
+                interval,
+                gate,
+            } => (
+                numbered_chunks(before + after),
+                *interval,
+                Some((*before, gate.clone())),
+            ),
+            Script::Demo => (chunks_of(&demo(), 12), Duration::from_millis(150), None),
+            Script::RunCommand { .. }
+            | Script::CallTool { .. }
+            | Script::ApiError { .. }
+            | Script::Stall => return None,
+        };
+        Some(Self {
+            chunks,
+            interval,
+            gate,
+        })
+    }
+
+    /// `text` as one delta, at once.
+    fn whole(text: String) -> Self {
+        Self {
+            chunks: vec![text],
+            interval: Duration::ZERO,
+            gate: None,
+        }
+    }
+
+    /// Waits until chunk `i` is due.
+    async fn before_chunk(&self, i: usize) {
+        if let Some((at, gate)) = &self.gate {
+            if i == *at {
+                gate.wait().await;
+            }
+        }
+        if !self.interval.is_zero() {
+            tokio::time::sleep(self.interval).await;
+        }
+    }
+}
+
 /// The text of [`Script::Slow`] and [`Script::Gated`]: `chunk 0. chunk 1. …`, one delta each.
 fn numbered_chunks(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("chunk {i}. ")).collect()

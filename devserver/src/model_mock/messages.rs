@@ -1,8 +1,6 @@
 //! The Anthropic Messages API side of the mock model (`POST /v1/messages`, SSE), which Claude
 //! Code runs against (claude-cli.md §6).
 
-use std::time::Duration;
-
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -11,8 +9,8 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::{
-    chunks_of, demo_answer, header_pairs, json_response, numbered_chunks, rand_suffix, record,
-    sse_response, Gate, ModelApi, Script, SeenRequest, Sent, Shared, TOOL_RESULT,
+    demo_answer, header_pairs, json_response, rand_suffix, record, sse_response, ModelApi, Script,
+    SeenRequest, Sent, Shared, TextAnswer, TOOL_RESULT,
 };
 
 pub(super) async fn messages(
@@ -57,49 +55,25 @@ pub(super) async fn messages(
     }
 
     let (tx, rx) = mpsc::channel::<String>(64);
-    let script = shared.script.clone();
-    match script {
+    let demo = || {
+        demo_answer(
+            CLAUDE,
+            &last_user_text(&request),
+            &working_directory(&request),
+            earlier_answers(&request),
+        )
+    };
+    if let Some(answer) = TextAnswer::of(&shared.script, demo) {
+        tokio::spawn(async move {
+            let _ = send_text_message(&tx, &model, &answer).await;
+        });
+        return sse_response(rx);
+    }
+    match shared.script.clone() {
         Script::ApiError { status, message } => {
             let error =
                 json!({"type": "error", "error": {"type": "api_error", "message": message}});
             return json_response(status, &error);
-        }
-        Script::Text(text) => {
-            tokio::spawn(async move {
-                let chunks = chunks_of(&text, 3);
-                let _ = send_text_message(&tx, &model, &chunks, Duration::ZERO, None).await;
-            });
-        }
-        Script::Slow { chunks, interval } => {
-            tokio::spawn(async move {
-                let chunks = numbered_chunks(chunks);
-                let _ = send_text_message(&tx, &model, &chunks, interval, None).await;
-            });
-        }
-        Script::Gated {
-            before,
-            after,
-            interval,
-            gate,
-        } => {
-            tokio::spawn(async move {
-                let chunks = numbered_chunks(before + after);
-                let _ =
-                    send_text_message(&tx, &model, &chunks, interval, Some((before, &gate))).await;
-            });
-        }
-        Script::Demo => {
-            let text = demo_answer(
-                CLAUDE,
-                &last_user_text(&request),
-                &working_directory(&request),
-                earlier_answers(&request),
-            );
-            tokio::spawn(async move {
-                let chunks = chunks_of(&text, 12);
-                let _ =
-                    send_text_message(&tx, &model, &chunks, Duration::from_millis(150), None).await;
-            });
         }
         Script::Stall => {
             tokio::spawn(async move {
@@ -119,7 +93,7 @@ pub(super) async fn messages(
             };
             tokio::spawn(async move {
                 if has_tool_result {
-                    let _ = send_text_message(&tx, &model, &[then], Duration::ZERO, None).await;
+                    let _ = send_text_message(&tx, &model, &TextAnswer::whole(then)).await;
                 } else {
                     let input =
                         json!({"command": command, "description": "Run the scripted command"});
@@ -132,15 +106,17 @@ pub(super) async fn messages(
             tokio::spawn(async move {
                 match result {
                     Some(text) => {
-                        let answer = format!("Tool result: {text}");
-                        let _ =
-                            send_text_message(&tx, &model, &[answer], Duration::ZERO, None).await;
+                        let answer = TextAnswer::whole(format!("Tool result: {text}"));
+                        let _ = send_text_message(&tx, &model, &answer).await;
                     }
                     None => {
                         let _ = send_tool_use(&tx, &model, &tool, &input).await;
                     }
                 }
             });
+        }
+        Script::Text(_) | Script::Slow { .. } | Script::Gated { .. } | Script::Demo => {
+            unreachable!("a text answer is streamed above")
         }
     }
     sse_response(rx)
@@ -175,30 +151,16 @@ fn message_end(stop_reason: &str) -> [String; 2] {
     ]
 }
 
-/// A streamed text answer: one delta per chunk, `interval` apart; with `gate`, the stream pauses
-/// before chunk `gate.0` until the gate opens.
-async fn send_text_message(
-    tx: &mpsc::Sender<String>,
-    model: &str,
-    chunks: &[String],
-    interval: Duration,
-    gate: Option<(usize, &Gate)>,
-) -> Sent {
+/// A streamed text answer: one `content_block_delta` per chunk.
+async fn send_text_message(tx: &mpsc::Sender<String>, model: &str, answer: &TextAnswer) -> Sent {
     tx.send(message_start(model)).await?;
     tx.send(sse(
         "content_block_start",
         json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
     ))
     .await?;
-    for (i, chunk) in chunks.iter().enumerate() {
-        if let Some((at, gate)) = gate {
-            if i == at {
-                gate.wait().await;
-            }
-        }
-        if !interval.is_zero() {
-            tokio::time::sleep(interval).await;
-        }
+    for (i, chunk) in answer.chunks.iter().enumerate() {
+        answer.before_chunk(i).await;
         tx.send(sse(
             "content_block_delta",
             json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": chunk}}),

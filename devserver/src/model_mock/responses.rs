@@ -6,8 +6,6 @@
 //! with an id; the text deltas before them are what an app-server client streams
 //! (`item/agentMessage/delta`), so the mock sends the full sequence OpenAI sends.
 
-use std::time::Duration;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -16,8 +14,8 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::{
-    chunks_of, demo_answer, json_response, numbered_chunks, rand_suffix, record, sse_response,
-    ModelApi, Script, SeenRequest, Sent, Shared, TOOL_RESULT,
+    demo_answer, json_response, rand_suffix, record, sse_response, ModelApi, Script, SeenRequest,
+    Sent, Shared, TextAnswer, TOOL_RESULT,
 };
 
 /// The agent named in the demo answer.
@@ -47,43 +45,22 @@ pub(super) async fn responses(
     record(&shared, seen.clone());
 
     let (tx, rx) = mpsc::channel::<String>(64);
+    let demo = || {
+        let prompt = seen.prompts.last().cloned().unwrap_or_default();
+        demo_answer(AGENT, &prompt, &seen.cwd, seen.earlier_answers)
+    };
+    if let Some(answer) = TextAnswer::of(&shared.script, demo) {
+        tokio::spawn(async move {
+            let _ = send_text(&tx, &model, &answer).await;
+        });
+        return sse_response(rx);
+    }
     match shared.script.clone() {
         Script::ApiError { status, message } => {
             // OpenAI's error body; codex puts `error.message` into its `turn.failed` message.
             let error = json!({"error": {"message": message, "type": "api_error", "param": null,
                 "code": null}});
             return json_response(status, &error);
-        }
-        Script::Text(text) => {
-            tokio::spawn(async move {
-                let chunks = chunks_of(&text, 3);
-                let _ = send_text(&tx, &model, &chunks, Duration::ZERO, None).await;
-            });
-        }
-        Script::Slow { chunks, interval } => {
-            tokio::spawn(async move {
-                let chunks = numbered_chunks(chunks);
-                let _ = send_text(&tx, &model, &chunks, interval, None).await;
-            });
-        }
-        Script::Gated {
-            before,
-            after,
-            interval,
-            gate,
-        } => {
-            tokio::spawn(async move {
-                let chunks = numbered_chunks(before + after);
-                let _ = send_text(&tx, &model, &chunks, interval, Some((before, &gate))).await;
-            });
-        }
-        Script::Demo => {
-            let prompt = seen.prompts.last().cloned().unwrap_or_default();
-            let text = demo_answer(AGENT, &prompt, &seen.cwd, seen.earlier_answers);
-            tokio::spawn(async move {
-                let chunks = chunks_of(&text, 12);
-                let _ = send_text(&tx, &model, &chunks, Duration::from_millis(150), None).await;
-            });
         }
         Script::Stall => {
             tokio::spawn(async move {
@@ -97,7 +74,7 @@ pub(super) async fn responses(
                 match tool_output {
                     Some(output) => {
                         let answer = then.replace(TOOL_RESULT, &command_output(&output));
-                        let _ = send_text(&tx, &model, &[answer], Duration::ZERO, None).await;
+                        let _ = send_text(&tx, &model, &TextAnswer::whole(answer)).await;
                     }
                     None => {
                         let arguments = json!({"cmd": command});
@@ -110,14 +87,17 @@ pub(super) async fn responses(
             tokio::spawn(async move {
                 match tool_output {
                     Some(output) => {
-                        let answer = format!("Tool result: {output}");
-                        let _ = send_text(&tx, &model, &[answer], Duration::ZERO, None).await;
+                        let answer = TextAnswer::whole(format!("Tool result: {output}"));
+                        let _ = send_text(&tx, &model, &answer).await;
                     }
                     None => {
                         let _ = send_function_call(&tx, &model, &tool, &input).await;
                     }
                 }
             });
+        }
+        Script::Text(_) | Script::Slow { .. } | Script::Gated { .. } | Script::Demo => {
+            unreachable!("a text answer is streamed above")
         }
     }
     sse_response(rx)
@@ -151,15 +131,8 @@ fn completed(id: &str, model: &str, output: Value) -> String {
     )
 }
 
-/// A streamed assistant message: one `response.output_text.delta` per chunk, `interval` apart;
-/// with `gate`, the stream pauses before chunk `gate.0` until the gate opens.
-async fn send_text(
-    tx: &mpsc::Sender<String>,
-    model: &str,
-    chunks: &[String],
-    interval: Duration,
-    gate: Option<(usize, &super::Gate)>,
-) -> Sent {
+/// A streamed assistant message: one `response.output_text.delta` per chunk.
+async fn send_text(tx: &mpsc::Sender<String>, model: &str, answer: &TextAnswer) -> Sent {
     let id = response_id();
     let item_id = format!("msg_mock_{}", rand_suffix());
     let at = |extra: Value| {
@@ -183,22 +156,15 @@ async fn send_text(
         at(json!({"part": empty})),
     ))
     .await?;
-    for (i, chunk) in chunks.iter().enumerate() {
-        if let Some((at, gate)) = gate {
-            if i == at {
-                gate.wait().await;
-            }
-        }
-        if !interval.is_zero() {
-            tokio::time::sleep(interval).await;
-        }
+    for (i, chunk) in answer.chunks.iter().enumerate() {
+        answer.before_chunk(i).await;
         tx.send(sse(
             "response.output_text.delta",
             at(json!({"delta": chunk})),
         ))
         .await?;
     }
-    let text = chunks.concat();
+    let text = answer.chunks.concat();
     let part = json!({"type": "output_text", "text": text, "annotations": []});
     tx.send(sse("response.output_text.done", at(json!({"text": text}))))
         .await?;
