@@ -49,14 +49,7 @@ const PROMPT: &str = "say the answer";
 
 fn main() {
     let runs = support::env_number("WEGENT_BENCH_RUNS", 5).max(1) as usize;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let results = runtime.block_on(bench(runs));
-    println!("{}", serde_json::to_string_pretty(&results).unwrap());
-    support::write_results("agents.json", &results);
+    support::run_and_write("agents.json", bench(runs));
 }
 
 /// Milliseconds to the first text delta and to the end, per run.
@@ -222,15 +215,22 @@ fn turn(req: &payload::TaskRequest) -> Turn {
     }
 }
 
+/// The task's folders under `scratch`, created as the device creates them (its working
+/// directory is `scratch/cwd`).
+fn task_dirs(req: &payload::TaskRequest, scratch: &Path) -> TaskDirs {
+    let dirs = TaskDirs::new(scratch, req.task_id, scratch.join("cwd"));
+    dirs.create_private().unwrap();
+    std::fs::create_dir_all(&dirs.cwd).unwrap();
+    dirs
+}
+
 /// Claude Code alone: `(first text delta, exit)` from the spawn.
 async fn claude_alone(
     program: &Path,
     req: &payload::TaskRequest,
     scratch: &Path,
 ) -> (Duration, Duration) {
-    let dirs = TaskDirs::new(scratch, req.task_id, scratch.join("cwd"));
-    dirs.create_private().unwrap();
-    std::fs::create_dir_all(&dirs.cwd).unwrap();
+    let dirs = task_dirs(req, scratch);
     let prompt_file = req.system_prompt.as_ref().map(|text| {
         let file = dirs.system_prompt_file();
         std::fs::write(&file, text).unwrap();
@@ -260,9 +260,7 @@ async fn codex_alone(
     req: &payload::TaskRequest,
     scratch: &Path,
 ) -> (Duration, Duration) {
-    let dirs = TaskDirs::new(scratch, req.task_id, scratch.join("cwd"));
-    dirs.create_private().unwrap();
-    std::fs::create_dir_all(&dirs.cwd).unwrap();
+    let dirs = task_dirs(req, scratch);
     std::fs::create_dir_all(&dirs.codex_home).unwrap();
     let mut cmd = Command::new(program);
     child_env::prepare(&mut cmd)

@@ -45,14 +45,7 @@ fn main() {
         return;
     }
     let runs = support::env_number("WEGENT_BENCH_CANCEL_RUNS", 5).max(1) as usize;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let results = runtime.block_on(bench(runs));
-    println!("{}", serde_json::to_string_pretty(&results).unwrap());
-    support::write_results("cancel.json", &results);
+    support::run_and_write("cancel.json", bench(runs));
 }
 
 async fn bench(runs: usize) -> Value {

@@ -35,14 +35,7 @@ fn main() {
     }
     let runs = env_number("WEGENT_BENCH_RUNS", 10).max(1) as usize;
     let idle = Duration::from_secs(env_number("WEGENT_BENCH_IDLE_SECS", 60));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let results = runtime.block_on(bench(runs, idle));
-    println!("{}", serde_json::to_string_pretty(&results).unwrap());
-    support::write_results("session.json", &results);
+    support::run_and_write("session.json", bench(runs, idle));
 }
 
 async fn bench(runs: usize, idle: Duration) -> Value {

@@ -220,6 +220,19 @@ pub fn summary_ms(samples: &[f64]) -> Value {
     v
 }
 
+/// Runs `bench` on the 2-worker runtime the benchmarks use, prints its results and writes them
+/// to `bench-results/<name>`.
+pub fn run_and_write(name: &str, bench: impl std::future::Future<Output = Value>) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let results = runtime.block_on(bench);
+    println!("{}", serde_json::to_string_pretty(&results).unwrap());
+    write_results(name, &results);
+}
+
 /// Writes `bench-results/<name>`.
 pub fn write_results(name: &str, results: &Value) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-results");
