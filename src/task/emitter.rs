@@ -121,10 +121,8 @@ mod tests {
     use super::*;
     use crate::task::events;
 
-    #[test]
-    fn exactly_one_terminal_event_and_nothing_after_it() {
-        let outbox = Outbox::new(100);
-        let (tx, mut rx) = broadcast::channel(8);
+    /// A Claude turn of task 1, subtask 2 and its emitter into `outbox`.
+    fn emitter(outbox: &Outbox, events: broadcast::Sender<DeviceEvent>) -> (Turn, Emitter) {
         let turn = Turn {
             task_id: 1,
             subtask_id: 2,
@@ -132,13 +130,21 @@ mod tests {
             model: String::new(),
             created_at: 0,
         };
-        let e = Emitter::new(
+        let emitter = Emitter::new(
             turn.clone(),
             "t".into(),
             AgentKind::Claude,
             outbox.clone(),
-            tx,
+            events,
         );
+        (turn, emitter)
+    }
+
+    #[test]
+    fn exactly_one_terminal_event_and_nothing_after_it() {
+        let outbox = Outbox::new(100);
+        let (tx, mut rx) = broadcast::channel(8);
+        let (turn, e) = emitter(&outbox, tx);
         e.emit(turn.text_delta("a", 0));
         e.emit(events::error("x", "first"));
         e.emit(turn.incomplete("", "late"));
@@ -155,20 +161,7 @@ mod tests {
     fn an_answer_over_the_packet_limit_is_cut_and_noted_never_dropped() {
         let outbox = Outbox::new(100);
         let (tx, _rx) = broadcast::channel(8);
-        let turn = Turn {
-            task_id: 1,
-            subtask_id: 2,
-            message_id: None,
-            model: String::new(),
-            created_at: 0,
-        };
-        let e = Emitter::new(
-            turn.clone(),
-            "t".into(),
-            AgentKind::Claude,
-            outbox.clone(),
-            tx,
-        );
+        let (turn, e) = emitter(&outbox, tx);
         // 1.5 MB of text with escapes: cancelled after a long answer.
         e.emit(turn.incomplete(&"line \"quoted\"\n".repeat(100_000), "Task cancelled"));
         let (_, sent) = outbox.next_to_write().expect("the event is queued");
