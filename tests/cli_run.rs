@@ -324,6 +324,45 @@ async fn exits_cleanly(mut child: Child, lines: &mut Lines<BufReader<ChildStdout
     assert_eq!(status.code(), Some(0), "a clean stop exits 0");
 }
 
+/// A task streaming slowly on a running device: `run` (with `extra` arguments) online at a
+/// devserver whose model sends `chunks` deltas `interval` apart, and the task `prompt` dispatched
+/// to it, which reached the model.
+struct SlowTask {
+    server: RunningDevServer,
+    _mock: MockAnthropic,
+    home: tempfile::TempDir,
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+    device_id: String,
+    task_id: i64,
+}
+
+impl SlowTask {
+    async fn start(chunks: usize, interval: Duration, extra: &[&str], prompt: &str) -> Self {
+        let (server, mock) = server_with_model(Script::Slow { chunks, interval }).await;
+        let token = server.demo_token().unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let (child, lines, device_id) =
+            run_device(home.path(), &server, &token, extra, ONLINE).await;
+        let task = server
+            .dispatch_task("admin", Some(&device_id), prompt)
+            .await
+            .unwrap();
+        tokio::time::timeout(WAIT, mock.wait_for_requests(1))
+            .await
+            .expect("Claude Code reached the model");
+        Self {
+            server,
+            _mock: mock,
+            home,
+            child,
+            lines,
+            device_id,
+            task_id: task.task_id,
+        }
+    }
+}
+
 /// `run --paused`, `pause`, `resume` and `status` act on the saved switch; the running device
 /// follows each change and refuses a task while paused, online all along.
 #[tokio::test(flavor = "multi_thread")]
@@ -378,109 +417,78 @@ async fn pause_and_resume_reach_the_running_device_and_status_shows_them() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_the_running_task_finish_refuses_new_ones_and_exits_0() {
     let chunks = 30;
-    let (server, mock) = server_with_model(Script::Slow {
-        chunks,
-        interval: Duration::from_millis(150),
-    })
-    .await;
-    let token = server.demo_token().unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let (child, mut lines, device_id) = run_device(home.path(), &server, &token, &[], ONLINE).await;
-    let running = server
-        .dispatch_task("admin", Some(&device_id), "write slowly")
-        .await
-        .unwrap();
-    tokio::time::timeout(WAIT, mock.wait_for_requests(1))
-        .await
-        .expect("Claude Code reached the model");
+    let mut task = SlowTask::start(chunks, Duration::from_millis(150), &[], "write slowly").await;
 
-    sigterm(&child);
-    until_line(&mut lines, "Stopping · 1/5 slots — no new tasks").await;
-    let refused = server
-        .dispatch_task("admin", Some(&device_id), "too late")
+    sigterm(&task.child);
+    until_line(&mut task.lines, "Stopping · 1/5 slots — no new tasks").await;
+    let refused = task
+        .server
+        .dispatch_task("admin", Some(&task.device_id), "too late")
         .await
         .unwrap();
-    let outcome = server
+    let outcome = task
+        .server
         .wait_task_terminal(refused.task_id, WAIT)
         .await
         .unwrap();
     assert_eq!(outcome.status, TaskStatus::Failed);
     assert_eq!(outcome.error_message.as_deref(), Some(SHUTTING_DOWN));
 
-    let outcome = server
-        .wait_task_terminal(running.task_id, WAIT)
+    let outcome = task
+        .server
+        .wait_task_terminal(task.task_id, WAIT)
         .await
         .unwrap();
     assert_eq!(outcome.status, TaskStatus::Completed, "{outcome:?}");
     let text: String = (0..chunks).map(|i| format!("chunk {i}. ")).collect();
     assert_eq!(outcome.result_text.as_deref(), Some(text.as_str()));
-    exits_cleanly(child, &mut lines).await;
+    exits_cleanly(task.child, &mut task.lines).await;
 }
 
 /// A second SIGTERM cancels the running task at once: the server records it CANCELLED, the
 /// device exits 0, and no process of the task is left.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_sigterm_cancels_the_running_task_cleanly() {
-    let (server, mock) = server_with_model(Script::Slow {
-        chunks: 600,
-        interval: Duration::from_millis(100),
-    })
-    .await;
-    let token = server.demo_token().unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let (child, mut lines, device_id) = run_device(home.path(), &server, &token, &[], ONLINE).await;
-    let task = server
-        .dispatch_task("admin", Some(&device_id), "write for a minute")
-        .await
-        .unwrap();
-    tokio::time::timeout(WAIT, mock.wait_for_requests(1))
-        .await
-        .expect("Claude Code reached the model");
-    let pids = procs::processes_with_cwd(&workspace(home.path(), task.task_id));
+    let mut task =
+        SlowTask::start(600, Duration::from_millis(100), &[], "write for a minute").await;
+    let pids = procs::processes_with_cwd(&workspace(task.home.path(), task.task_id));
     assert!(!pids.is_empty(), "Claude Code runs in the task's folder");
 
-    sigterm(&child);
-    until_line(&mut lines, "Stopping · 1/5 slots").await;
-    sigterm(&child);
-    until_line(&mut lines, "Cancelling the running tasks").await;
-    let outcome = server.wait_task_terminal(task.task_id, WAIT).await.unwrap();
+    sigterm(&task.child);
+    until_line(&mut task.lines, "Stopping · 1/5 slots").await;
+    sigterm(&task.child);
+    until_line(&mut task.lines, "Cancelling the running tasks").await;
+    let outcome = task
+        .server
+        .wait_task_terminal(task.task_id, WAIT)
+        .await
+        .unwrap();
     assert_eq!(outcome.status, TaskStatus::Cancelled, "{outcome:?}");
-    exits_cleanly(child, &mut lines).await;
+    exits_cleanly(task.child, &mut task.lines).await;
     procs::await_gone(&pids).await;
 }
 
 /// Past the drain grace (`--drain-grace-secs`), the running task is cancelled and reported.
 #[tokio::test(flavor = "multi_thread")]
 async fn past_the_drain_grace_the_running_task_is_cancelled() {
-    let (server, mock) = server_with_model(Script::Slow {
-        chunks: 600,
-        interval: Duration::from_millis(100),
-    })
-    .await;
-    let token = server.demo_token().unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let (child, mut lines, device_id) = run_device(
-        home.path(),
-        &server,
-        &token,
+    let mut task = SlowTask::start(
+        600,
+        Duration::from_millis(100),
         &["--drain-grace-secs", "1"],
-        ONLINE,
+        "write for a minute",
     )
     .await;
-    let task = server
-        .dispatch_task("admin", Some(&device_id), "write for a minute")
+    let pids = procs::processes_with_cwd(&workspace(task.home.path(), task.task_id));
+
+    sigterm(&task.child);
+    until_line(&mut task.lines, "may finish within 1 s").await;
+    let outcome = task
+        .server
+        .wait_task_terminal(task.task_id, WAIT)
         .await
         .unwrap();
-    tokio::time::timeout(WAIT, mock.wait_for_requests(1))
-        .await
-        .expect("Claude Code reached the model");
-    let pids = procs::processes_with_cwd(&workspace(home.path(), task.task_id));
-
-    sigterm(&child);
-    until_line(&mut lines, "may finish within 1 s").await;
-    let outcome = server.wait_task_terminal(task.task_id, WAIT).await.unwrap();
     assert_eq!(outcome.status, TaskStatus::Cancelled, "{outcome:?}");
-    exits_cleanly(child, &mut lines).await;
+    exits_cleanly(task.child, &mut task.lines).await;
     procs::await_gone(&pids).await;
 }
 
