@@ -295,6 +295,21 @@ impl Rig {
         self.home.path().join("workspace").join(task_id.to_string())
     }
 
+    /// The processes running in the task's workspace, with their process groups; asserts the
+    /// CLI runs there.
+    fn task_processes(&self, task_id: i64) -> TaskProcesses {
+        let pids = procs::processes_with_cwd(&self.workspace(task_id));
+        let groups: Vec<i32> = pids
+            .iter()
+            .filter_map(|p| procs::process_group(*p))
+            .collect();
+        assert!(
+            !pids.is_empty() && !groups.is_empty(),
+            "the CLI runs in the task workspace"
+        );
+        TaskProcesses { pids, groups }
+    }
+
     /// Heartbeats of the device: `(payload, ack)`.
     fn heartbeats(&self) -> Vec<(Value, Value)> {
         self.log
@@ -382,6 +397,22 @@ impl Rig {
                 .expect("the core stops");
         }
         self.server.shutdown().await;
+    }
+}
+
+/// A task's processes and their process groups.
+struct TaskProcesses {
+    pids: Vec<u32>,
+    groups: Vec<i32>,
+}
+
+impl TaskProcesses {
+    /// Waits until each of them and every member of their groups is gone.
+    async fn await_gone(self) {
+        procs::await_gone(&self.pids).await;
+        for pgid in self.groups {
+            procs::await_group_gone(pgid).await;
+        }
     }
 }
 
@@ -576,15 +607,7 @@ async fn a_cancel_from_the_server_stops_the_stream_and_the_process_group() {
     .await;
     let (task_id, _) = rig.dispatch("write slowly").await;
     rig.deltas_received(task_id, 1).await;
-    let pids = procs::processes_with_cwd(&rig.workspace(task_id));
-    let groups: Vec<i32> = pids
-        .iter()
-        .filter_map(|p| procs::process_group(*p))
-        .collect();
-    assert!(
-        !pids.is_empty() && !groups.is_empty(),
-        "the CLI runs in the task workspace"
-    );
+    let processes = rig.task_processes(task_id);
 
     let answer = rig.server.cancel_task(USER, task_id).await.expect("cancel");
     assert_eq!(answer["status"], "CANCELLED", "{answer}");
@@ -601,10 +624,7 @@ async fn a_cancel_from_the_server_stops_the_stream_and_the_process_group() {
         slow_text(300).starts_with(&streamed) && streamed.len() < slow_text(300).len(),
         "{streamed:?}"
     );
-    procs::await_gone(&pids).await;
-    for pgid in groups {
-        procs::await_group_gone(pgid).await;
-    }
+    processes.await_gone().await;
     rig.shutdown().await;
 }
 
@@ -1148,15 +1168,7 @@ async fn stop_task_on_the_device_cancels_it_with_the_devices_reason_and_ends_its
         .find(|t| t.task_id == task_id)
         .and_then(|t| t.folder.clone());
     assert_eq!(folder, Some(rig.workspace(task_id)));
-    let pids = procs::processes_with_cwd(&rig.workspace(task_id));
-    let groups: Vec<i32> = pids
-        .iter()
-        .filter_map(|p| procs::process_group(*p))
-        .collect();
-    assert!(
-        !pids.is_empty() && !groups.is_empty(),
-        "the CLI runs in the task workspace"
-    );
+    let processes = rig.task_processes(task_id);
 
     rig.device()
         .commands
@@ -1177,10 +1189,7 @@ async fn stop_task_on_the_device_cancels_it_with_the_devices_reason_and_ends_its
         incomplete["data"]["response"]["error"]["message"],
         wegent_executor::task::STOPPED_BY_USER
     );
-    procs::await_gone(&pids).await;
-    for pgid in groups {
-        procs::await_group_gone(pgid).await;
-    }
+    processes.await_gone().await;
     // It is the newest of the device's recent tasks, as cancelled.
     rig.device_status("showing the stopped task as the latest recent one", |s| {
         s.slots.running.is_empty()
