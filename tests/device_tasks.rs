@@ -23,7 +23,7 @@ use tokio::sync::{broadcast, watch};
 use wegent_devserver::{
     DevServer, DevServerConfig, ModelSettings, RunningDevServer, ServerEvent, TaskStatus,
 };
-use wegent_executor::config::{BackoffConfig, Config, SessionConfig, TaskConfig};
+use wegent_executor::config::{Config, TaskConfig};
 use wegent_executor::device::{self, DeviceHandle};
 use wegent_executor::status::{Command, Connection, DeviceEvent, DeviceStatus, TaskEnd};
 use wegent_executor::token::Token;
@@ -156,27 +156,18 @@ impl Rig {
         let log = Recorder::start(&server);
 
         let home = tempfile::tempdir().unwrap();
-        let config = Config {
-            backend_url: server.url(),
-            socket_url: None,
-            web_url: None,
-            home: home.path().to_owned(),
-            device_id: DEVICE_ID.into(),
-            device_name: "Device tasks e2e".into(),
-            session: SessionConfig {
-                heartbeat_interval: Duration::from_secs(1),
-                backoff: BackoffConfig {
-                    initial: Duration::from_millis(100),
-                    max: Duration::from_millis(250),
-                    ..BackoffConfig::default()
-                },
-                ..SessionConfig::default()
-            },
-            tasks: TaskConfig {
+        let mut config = task_harness::device_config(
+            server.url(),
+            home.path(),
+            DEVICE_ID,
+            "Device tasks e2e",
+            TaskConfig {
                 claude_path: Some(claude),
                 ..tasks
             },
-        };
+        );
+        config.session.backoff.initial = Duration::from_millis(100);
+        config.session.backoff.max = Duration::from_millis(250);
         let token = Token::new(
             &server
                 .demo_token()

@@ -7,6 +7,9 @@
 //! directory it ran in. The CLI, its process, the device and the devserver are real.
 #![cfg(unix)]
 
+#[path = "support/task_harness.rs"]
+mod task_harness;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,7 +17,7 @@ use serde_json::{json, Value};
 use wegent_devserver::{
     DevServer, DevServerConfig, RunningDevServer, ServerEvent, Storage, Timings,
 };
-use wegent_executor::config::{Config, SessionConfig, TaskConfig};
+use wegent_executor::config::TaskConfig;
 use wegent_executor::device;
 use wegent_executor::status::Command;
 use wegent_executor::task::agent::AgentKind;
@@ -117,23 +120,17 @@ async fn a_codex_task_on_the_demo_setup_streams_completes_and_resumes() {
     let scratch = env!("CARGO_TARGET_TMPDIR");
     std::fs::create_dir_all(scratch).unwrap();
     let home = tempfile::tempdir_in(scratch).unwrap();
-    let config = Config {
-        backend_url: server.url(),
-        socket_url: None,
-        web_url: None,
-        home: home.path().to_owned(),
-        device_id: DEVICE_ID.into(),
-        device_name: "Devserver Codex e2e".into(),
-        session: SessionConfig {
-            heartbeat_interval: Duration::from_secs(1),
-            ..SessionConfig::default()
-        },
-        tasks: TaskConfig {
+    let config = task_harness::device_config(
+        server.url(),
+        home.path(),
+        DEVICE_ID,
+        "Devserver Codex e2e",
+        TaskConfig {
             codex_path: Some(codex),
             task_timeout: Duration::from_secs(120),
             ..TaskConfig::default()
         },
-    };
+    );
     let device = device::start(config, Some(Token::new(&server.demo_token().unwrap())));
     events
         .heartbeat_of(DEVICE_ID, WAIT)

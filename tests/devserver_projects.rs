@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use wegent_devserver::{
     DevServer, DevServerConfig, ModelSettings, RunningDevServer, ServerEvent, TaskStatus,
 };
-use wegent_executor::config::{Config, SessionConfig, TaskConfig};
+use wegent_executor::config::TaskConfig;
 use wegent_executor::device;
 use wegent_executor::status::Command;
 use wegent_executor::token::Token;
@@ -108,24 +108,18 @@ async fn clone_from_git_then_task_and_reply_run_in_the_clone() {
     let server = DevServer::start(cfg).await.unwrap();
     let mut events = server.events();
     let home = tempfile::tempdir().unwrap();
-    let config = Config {
-        backend_url: server.url(),
-        socket_url: None,
-        web_url: None,
-        home: home.path().to_owned(),
-        device_id: DEVICE_ID.into(),
-        device_name: "Devserver projects e2e".into(),
-        session: SessionConfig {
-            heartbeat_interval: Duration::from_secs(1),
-            ..SessionConfig::default()
-        },
-        tasks: TaskConfig {
+    let config = task_harness::device_config(
+        server.url(),
+        home.path(),
+        DEVICE_ID,
+        "Devserver projects e2e",
+        TaskConfig {
             claude_path: Some(task_harness::claude_path()),
             projects_dir: Some(projects_dir.clone()),
             task_timeout: Duration::from_secs(120),
             ..TaskConfig::default()
         },
-    };
+    );
     let device = device::start(config, Some(Token::new(&server.demo_token().unwrap())));
     events
         .heartbeat_of(DEVICE_ID, WAIT)

@@ -28,7 +28,7 @@ use wegent_devserver::{
     DevServer, DevServerConfig, DispatchRequest, RunningDevServer, ServerEvent, TaskOutcome,
     TaskStatus,
 };
-use wegent_executor::config::{BackoffConfig, Config, SessionConfig, TaskConfig};
+use wegent_executor::config::TaskConfig;
 use wegent_executor::device::{self, DeviceHandle};
 use wegent_executor::status::{Command, Connection};
 use wegent_executor::token::Token;
@@ -63,29 +63,20 @@ impl Rig {
         cfg.timings.cancel_wait = Duration::from_secs(20);
         let server = DevServer::start(cfg).await.expect("the devserver starts");
         let home = tempfile::tempdir().unwrap();
-        let config = Config {
-            backend_url: server.url(),
-            socket_url: None,
-            web_url: None,
-            home: home.path().to_owned(),
-            device_id: DEVICE_ID.into(),
-            device_name: "Codex e2e".into(),
-            session: SessionConfig {
-                heartbeat_interval: Duration::from_secs(1),
-                backoff: BackoffConfig {
-                    initial: Duration::from_millis(100),
-                    max: Duration::from_millis(250),
-                    ..BackoffConfig::default()
-                },
-                ..SessionConfig::default()
-            },
-            tasks: TaskConfig {
+        let mut config = task_harness::device_config(
+            server.url(),
+            home.path(),
+            DEVICE_ID,
+            "Codex e2e",
+            TaskConfig {
                 codex_path: Some(codex),
                 claude_path: Some("/nonexistent/claude".into()),
                 task_timeout: Duration::from_secs(120),
                 ..TaskConfig::default()
             },
-        };
+        );
+        config.session.backoff.initial = Duration::from_millis(100);
+        config.session.backoff.max = Duration::from_millis(250);
         let token = Token::new(&server.demo_token().expect("a demo user"));
         let device = device::start(config, Some(token));
         let mut status = device.status.clone();

@@ -3,12 +3,12 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::broadcast;
-use wegent_executor::config::TaskConfig;
+use wegent_executor::config::{Config, SessionConfig, TaskConfig};
 use wegent_executor::outbox::{OutboundEvent, Outbox};
 use wegent_executor::status::DeviceEvent;
 use wegent_executor::task::TaskManager;
@@ -66,6 +66,30 @@ pub fn config() -> TaskConfig {
         claude_path: Some(claude_path()),
         task_timeout: Duration::from_secs(120),
         ..TaskConfig::default()
+    }
+}
+
+/// The core's config for the test device `device_id` (called `name`, its home `home`) of the
+/// server at `backend_url`, heartbeating every second, running tasks as `tasks` says.
+pub fn device_config(
+    backend_url: String,
+    home: &Path,
+    device_id: &str,
+    name: &str,
+    tasks: TaskConfig,
+) -> Config {
+    Config {
+        backend_url,
+        socket_url: None,
+        web_url: None,
+        home: home.to_owned(),
+        device_id: device_id.into(),
+        device_name: name.into(),
+        session: SessionConfig {
+            heartbeat_interval: Duration::from_secs(1),
+            ..SessionConfig::default()
+        },
+        tasks,
     }
 }
 
