@@ -361,6 +361,23 @@ impl SlowTask {
             task_id: task.task_id,
         }
     }
+
+    /// The processes of the task: those running in its folder.
+    fn processes(&self) -> Vec<u32> {
+        procs::processes_with_cwd(&workspace(self.home.path(), self.task_id))
+    }
+
+    /// The server records the task CANCELLED, the device exits 0, and none of `pids` is left.
+    async fn ends_cancelled(mut self, pids: &[u32]) {
+        let outcome = self
+            .server
+            .wait_task_terminal(self.task_id, WAIT)
+            .await
+            .unwrap();
+        assert_eq!(outcome.status, TaskStatus::Cancelled, "{outcome:?}");
+        exits_cleanly(self.child, &mut self.lines).await;
+        procs::await_gone(pids).await;
+    }
 }
 
 /// `run --paused`, `pause`, `resume` and `status` act on the saved switch; the running device
@@ -451,21 +468,14 @@ async fn sigterm_lets_the_running_task_finish_refuses_new_ones_and_exits_0() {
 async fn a_second_sigterm_cancels_the_running_task_cleanly() {
     let mut task =
         SlowTask::start(600, Duration::from_millis(100), &[], "write for a minute").await;
-    let pids = procs::processes_with_cwd(&workspace(task.home.path(), task.task_id));
+    let pids = task.processes();
     assert!(!pids.is_empty(), "Claude Code runs in the task's folder");
 
     sigterm(&task.child);
     until_line(&mut task.lines, "Stopping · 1/5 slots").await;
     sigterm(&task.child);
     until_line(&mut task.lines, "Cancelling the running tasks").await;
-    let outcome = task
-        .server
-        .wait_task_terminal(task.task_id, WAIT)
-        .await
-        .unwrap();
-    assert_eq!(outcome.status, TaskStatus::Cancelled, "{outcome:?}");
-    exits_cleanly(task.child, &mut task.lines).await;
-    procs::await_gone(&pids).await;
+    task.ends_cancelled(&pids).await;
 }
 
 /// Past the drain grace (`--drain-grace-secs`), the running task is cancelled and reported.
@@ -478,18 +488,11 @@ async fn past_the_drain_grace_the_running_task_is_cancelled() {
         "write for a minute",
     )
     .await;
-    let pids = procs::processes_with_cwd(&workspace(task.home.path(), task.task_id));
+    let pids = task.processes();
 
     sigterm(&task.child);
     until_line(&mut task.lines, "may finish within 1 s").await;
-    let outcome = task
-        .server
-        .wait_task_terminal(task.task_id, WAIT)
-        .await
-        .unwrap();
-    assert_eq!(outcome.status, TaskStatus::Cancelled, "{outcome:?}");
-    exits_cleanly(task.child, &mut task.lines).await;
-    procs::await_gone(&pids).await;
+    task.ends_cancelled(&pids).await;
 }
 
 // ---- demo ------------------------------------------------------------------------------------
