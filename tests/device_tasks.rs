@@ -133,6 +133,22 @@ impl Rig {
         Self::start_with(script, tasks, |_| {}).await
     }
 
+    /// A rig whose model writes 300 chunks 100 ms apart, and the task "write slowly" on it,
+    /// streaming: `(rig, task_id)`.
+    async fn with_slow_task() -> (Self, i64) {
+        let rig = Self::start(
+            Script::Slow {
+                chunks: 300,
+                interval: Duration::from_millis(100),
+            },
+            Self::tasks(),
+        )
+        .await;
+        let (task_id, _) = rig.dispatch("write slowly").await;
+        rig.deltas_received(task_id, 1).await;
+        (rig, task_id)
+    }
+
     /// [`Rig::start`], with a last word on the server's config.
     async fn start_with(
         script: Script,
@@ -588,16 +604,7 @@ async fn an_api_error_fails_the_server_task_with_the_clis_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_from_the_server_stops_the_stream_and_the_process_group() {
-    let rig = Rig::start(
-        Script::Slow {
-            chunks: 300,
-            interval: Duration::from_millis(100),
-        },
-        Rig::tasks(),
-    )
-    .await;
-    let (task_id, _) = rig.dispatch("write slowly").await;
-    rig.deltas_received(task_id, 1).await;
+    let (rig, task_id) = Rig::with_slow_task().await;
     let processes = rig.task_processes(task_id);
 
     let answer = rig.server.cancel_task(USER, task_id).await.expect("cancel");
@@ -1138,16 +1145,7 @@ async fn a_running_device_follows_the_saved_switch_changed_by_another_process() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_task_on_the_device_cancels_it_with_the_devices_reason_and_ends_its_processes() {
-    let rig = Rig::start(
-        Script::Slow {
-            chunks: 300,
-            interval: Duration::from_millis(100),
-        },
-        Rig::tasks(),
-    )
-    .await;
-    let (task_id, _) = rig.dispatch("write slowly").await;
-    rig.deltas_received(task_id, 1).await;
+    let (rig, task_id) = Rig::with_slow_task().await;
     // The status names the running task's folder (the tray's "Open folder").
     let folder = rig
         .device()
