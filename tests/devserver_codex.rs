@@ -18,10 +18,8 @@ use wegent_devserver::{
     DevServer, DevServerConfig, RunningDevServer, ServerEvent, Storage, Timings,
 };
 use wegent_executor::config::TaskConfig;
-use wegent_executor::device;
 use wegent_executor::status::Command;
 use wegent_executor::task::agent::AgentKind;
-use wegent_executor::token::Token;
 
 const WAIT: Duration = Duration::from_secs(90);
 const DEVICE_ID: &str = "devserver-codex-e2e";
@@ -115,7 +113,6 @@ async fn a_codex_task_on_the_demo_setup_streams_completes_and_resumes() {
     cfg.timings = Timings::fast();
     cfg.timings.online_ttl = Duration::from_secs(30);
     let server = DevServer::start(cfg).await.unwrap();
-    let mut events = server.events();
     // Outside /tmp: codex refuses to put its helper binaries under a temporary directory.
     let scratch = env!("CARGO_TARGET_TMPDIR");
     std::fs::create_dir_all(scratch).unwrap();
@@ -131,11 +128,7 @@ async fn a_codex_task_on_the_demo_setup_streams_completes_and_resumes() {
             ..TaskConfig::default()
         },
     );
-    let device = device::start(config, Some(Token::new(&server.demo_token().unwrap())));
-    events
-        .heartbeat_of(DEVICE_ID, WAIT)
-        .await
-        .expect("the device comes online");
+    let device = task_harness::start_online(&server, config).await;
 
     // While it runs, the device's status names the agent (what the tray and the CLI show).
     let mut status = device.status.clone();

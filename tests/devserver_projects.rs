@@ -20,9 +20,7 @@ use wegent_devserver::{
     DevServer, DevServerConfig, ModelSettings, RunningDevServer, ServerEvent, TaskStatus,
 };
 use wegent_executor::config::TaskConfig;
-use wegent_executor::device;
 use wegent_executor::status::Command;
-use wegent_executor::token::Token;
 
 const WAIT: Duration = Duration::from_secs(90);
 const DEVICE_ID: &str = "devserver-projects-e2e";
@@ -106,7 +104,6 @@ async fn clone_from_git_then_task_and_reply_run_in_the_clone() {
     cfg.model = ModelSettings::built_in();
     cfg.timings.online_ttl = Duration::from_secs(30);
     let server = DevServer::start(cfg).await.unwrap();
-    let mut events = server.events();
     let home = tempfile::tempdir().unwrap();
     let config = task_harness::device_config(
         server.url(),
@@ -120,11 +117,7 @@ async fn clone_from_git_then_task_and_reply_run_in_the_clone() {
             ..TaskConfig::default()
         },
     );
-    let device = device::start(config, Some(Token::new(&server.demo_token().unwrap())));
-    events
-        .heartbeat_of(DEVICE_ID, WAIT)
-        .await
-        .expect("the device comes online");
+    let device = task_harness::start_online(&server, config).await;
 
     // The device answers `project_workspace_root` with its own P.
     let root = command(&server, "project_workspace_root", None, &[]).await;

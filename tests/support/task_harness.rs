@@ -8,10 +8,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::broadcast;
+use wegent_devserver::RunningDevServer;
 use wegent_executor::config::{Config, SessionConfig, TaskConfig};
+use wegent_executor::device::{self, DeviceHandle};
 use wegent_executor::outbox::{OutboundEvent, Outbox};
 use wegent_executor::status::DeviceEvent;
 use wegent_executor::task::TaskManager;
+use wegent_executor::token::Token;
 
 /// Generous bound for awaited conditions: the CLI starts in ~1 s, slower on a busy 2-core box.
 pub const WAIT: Duration = Duration::from_secs(90);
@@ -91,6 +94,19 @@ pub fn device_config(
         },
         tasks,
     }
+}
+
+/// The core started with `config`, signed in as `server`'s demo user; returns once the server
+/// has its first heartbeat.
+pub async fn start_online(server: &RunningDevServer, config: Config) -> DeviceHandle {
+    let mut events = server.events();
+    let device_id = config.device_id.clone();
+    let device = device::start(config, Some(Token::new(&server.demo_token().unwrap())));
+    events
+        .heartbeat_of(&device_id, WAIT)
+        .await
+        .expect("the device comes online");
+    device
 }
 
 pub struct Rig {
