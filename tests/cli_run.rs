@@ -497,24 +497,6 @@ async fn past_the_drain_grace_the_running_task_is_cancelled() {
 
 // ---- demo ------------------------------------------------------------------------------------
 
-/// A message sent as the console sends it (`POST /api/device-chat/tasks` with `body`): the new
-/// task's id.
-async fn send_chat(http: &reqwest::Client, url: &str, token: &str, body: serde_json::Value) -> i64 {
-    let sent: serde_json::Value = http
-        .post(format!("{url}/api/device-chat/tasks"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    sent["taskId"].as_i64().expect("a task id")
-}
-
 /// `wegent-executor --demo` on a machine without a display: the demo server starts in the
 /// process, the device comes online, and a task sent through the console's API runs with the
 /// real Claude CLI against the demo model; a task for the demo's Codex bot runs the real Codex
@@ -581,7 +563,9 @@ async fn demo_mode_comes_online_and_runs_a_task_sent_through_the_console_api() {
         .error_for_status()
         .unwrap();
     let body = serde_json::json!({"message": "Hello from the headless demo"});
-    let task_id = send_chat(&http, url, token.expose(), body).await;
+    let task_id = task_harness::send_chat(&http, url, token.expose(), body).await["taskId"]
+        .as_i64()
+        .expect("a task id");
     let settled = tokio::time::timeout(WAIT, async {
         let mut text = String::new();
         while let Some(chunk) = console_events.chunk().await.unwrap() {
@@ -616,7 +600,9 @@ async fn demo_mode_comes_online_and_runs_a_task_sent_through_the_console_api() {
 
     // The demo's Codex bot: picked per task, answered by the real Codex CLI.
     let body = serde_json::json!({"message": "Hello Codex", "agent": "Codex"});
-    let codex_id = send_chat(&http, url, token.expose(), body).await;
+    let codex_id = task_harness::send_chat(&http, url, token.expose(), body).await["taskId"]
+        .as_i64()
+        .expect("a task id");
     let seen = until_line(&mut lines, &format!("Task {codex_id} completed")).await;
     let started = format!("Task {codex_id} started (Codex): Hello Codex");
     assert!(seen.contains(&started), "{seen:#?}");

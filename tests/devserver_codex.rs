@@ -56,18 +56,8 @@ async fn ask(server: &RunningDevServer, body: Value) -> Answer {
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Subscribe before sending: a fast turn may stream and settle before the dispatch answers.
     let mut events = server.events();
-    let sent: Value = reqwest::Client::new()
-        .post(format!("{}/api/device-chat/tasks", server.url()))
-        .bearer_auth(server.demo_token().unwrap())
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = server.demo_token().unwrap();
+    let sent = task_harness::send_chat(&reqwest::Client::new(), &server.url(), &token, body).await;
     let (task_id, subtask) = (
         sent["taskId"].as_i64().unwrap(),
         sent["assistantSubtaskId"].as_i64().unwrap(),

@@ -109,6 +109,22 @@ pub async fn start_online(server: &RunningDevServer, config: Config) -> DeviceHa
     device
 }
 
+/// A message sent as the console sends it (`POST /api/device-chat/tasks` with `body`): the
+/// server's answer (`taskId`, `assistantSubtaskId`).
+pub async fn send_chat(http: &reqwest::Client, url: &str, token: &str, body: Value) -> Value {
+    http.post(format!("{url}/api/device-chat/tasks"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 pub struct Rig {
     pub manager: TaskManager,
     pub outbox: Outbox,
