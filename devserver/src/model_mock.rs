@@ -333,6 +333,20 @@ impl TextAnswer {
     }
 }
 
+/// The text of a message's content (or a tool's result): a string as it is, or the `text` of
+/// each of its parts, one per line.
+fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
 /// The text of [`Script::Slow`] and [`Script::Gated`]: `chunk 0. chunk 1. …`, one delta each.
 fn numbered_chunks(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("chunk {i}. ")).collect()

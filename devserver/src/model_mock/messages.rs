@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::{
-    demo_answer, header_pairs, json_response, rand_suffix, record, sse_response, ModelApi, Script,
-    SeenRequest, Sent, Shared, TextAnswer, TOOL_RESULT,
+    content_text, demo_answer, header_pairs, json_response, rand_suffix, record, sse_response,
+    ModelApi, Script, SeenRequest, Sent, Shared, TextAnswer, TOOL_RESULT,
 };
 
 pub(super) async fn messages(
@@ -227,15 +227,7 @@ fn last_tool_result_text(request: &Value) -> Option<String> {
         .as_array()?
         .iter()
         .find(|b| b["type"] == "tool_result")?;
-    Some(match &result["content"] {
-        Value::String(s) => s.clone(),
-        Value::Array(blocks) => blocks
-            .iter()
-            .filter_map(|b| b["text"].as_str())
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    })
+    Some(content_text(&result["content"]))
 }
 
 fn last_user_has_tool_result(request: &Value) -> bool {

@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::{
-    demo_answer, json_response, rand_suffix, record, sse_response, ModelApi, Script, SeenRequest,
-    Sent, Shared, TextAnswer, TOOL_RESULT,
+    content_text, demo_answer, json_response, rand_suffix, record, sse_response, ModelApi, Script,
+    SeenRequest, Sent, Shared, TextAnswer, TOOL_RESULT,
 };
 
 /// The agent named in the demo answer.
@@ -233,14 +233,11 @@ fn last_tool_output(request: &Value) -> Option<String> {
     if last["type"] != "function_call_output" {
         return None;
     }
-    Some(match &last["output"] {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p["text"].as_str())
-            .collect::<Vec<_>>()
-            .join("\n"),
-        other => other.to_string(),
+    let output = &last["output"];
+    Some(if output.is_string() || output.is_array() {
+        content_text(output)
+    } else {
+        output.to_string()
     })
 }
 
@@ -297,15 +294,7 @@ fn input_messages<'a>(request: &'a Value, role: &'a str) -> impl Iterator<Item =
 }
 
 fn message_text(message: &Value) -> String {
-    match &message["content"] {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p["text"].as_str())
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    }
+    content_text(&message["content"])
 }
 
 #[cfg(test)]
