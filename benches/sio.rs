@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use socketioxide::extract::{AckSender, Data, SocketRef};
+use socketioxide::handler::ConnectHandler;
 use socketioxide::SocketIo;
 use tokio::sync::mpsc;
 use wegent_executor::sio::codec;
@@ -23,6 +24,8 @@ const SMALL_ROUNDS: usize = 200_000;
 const EMITS: usize = 20_000;
 const CALLS: usize = 2_000;
 const BIG_EVENTS: usize = 50;
+/// The longest any one step may wait; a lost event or echo must fail, never hang the run.
+const WAIT_LIMIT: Duration = Duration::from_secs(30);
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -100,20 +103,24 @@ fn codec_bench() -> Value {
 async fn start_server() -> (std::net::SocketAddr, mpsc::UnboundedReceiver<()>) {
     let (layer, io) = SocketIo::builder().max_payload(8_000_000).build_layer();
     let (seen_tx, seen) = mpsc::unbounded_channel();
-    io.ns(NS, move |s: SocketRef| {
+    // Handlers are installed in a middleware: socketioxide runs the connect handler in a task
+    // spawned *after* sending CONNECT, so handlers installed there can miss the client's first
+    // events (the bench then waited forever for them).
+    let install = move |s: SocketRef| {
         let seen = seen_tx.clone();
-        async move {
-            s.on("note", async move |_: SocketRef| {
-                let _ = seen.send(());
-            });
-            s.on("echo", async |Data(d): Data<Value>, ack: AckSender| {
-                let _ = ack.send(&d);
-            });
-            s.on("send", async |s: SocketRef, Data(d): Data<Value>| {
-                let _ = s.emit("payload", &d);
-            });
-        }
-    });
+        s.on("note", async move |_: SocketRef| {
+            let _ = seen.send(());
+        });
+        s.on("echo", async |Data(d): Data<Value>, ack: AckSender| {
+            let _ = ack.send(&d);
+        });
+        s.on("send", async |s: SocketRef, Data(d): Data<Value>| {
+            let _ = s.emit("payload", &d);
+        });
+        std::future::ready(Ok::<(), std::convert::Infallible>(()))
+    };
+    let on_connect = |_: SocketRef| async {};
+    io.ns(NS, on_connect.with(install));
     let app = axum::Router::new().layer(layer);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -121,10 +128,17 @@ async fn start_server() -> (std::net::SocketAddr, mpsc::UnboundedReceiver<()>) {
     (addr, seen)
 }
 
+/// A lost event fails the bench with a message instead of hanging it.
+async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT_LIMIT, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing after {WAIT_LIMIT:?}"))
+}
+
 async fn wire_bench() -> Value {
     let (addr, mut seen) = start_server().await;
     let opts = ConnectOptions::new(format!("http://{addr}"), NS, json!({"token": "bench"}));
-    let (client, mut inbound) = sio::connect(opts).await.unwrap();
+    let (client, mut inbound) = within("connect", sio::connect(opts)).await.unwrap();
 
     // Emit throughput: until the server has received every event.
     let event = json!({"event_type": "response.output_text.delta", "task_id": 3, "subtask_id": 4,
@@ -133,8 +147,10 @@ async fn wire_bench() -> Value {
     for _ in 0..EMITS {
         client.emit("note", event.clone()).await.unwrap();
     }
-    for _ in 0..EMITS {
-        seen.recv().await.unwrap();
+    for i in 0..EMITS {
+        within(&format!("the server's copy of event {i}"), seen.recv())
+            .await
+            .unwrap();
     }
     let emits = per_second(EMITS, started.elapsed());
 
@@ -178,7 +194,7 @@ async fn echo_round_trip_ms(
     let started = Instant::now();
     for _ in 0..BIG_EVENTS {
         client.emit("send", payload.clone()).await.unwrap();
-        match inbound.recv().await {
+        match within("the server's echo", inbound.recv()).await {
             Some(Inbound::Event { name, .. }) => assert_eq!(name, "payload"),
             other => panic!("unexpected {other:?}"),
         }

@@ -59,11 +59,15 @@ async fn authenticate(TryData(auth): TryData<Value>) -> Result<(), Refusal> {
 async fn start_server(configure: impl FnOnce(SocketIoBuilder) -> SocketIoBuilder) -> Server {
     let (layer, io) = configure(SocketIo::builder()).build_layer();
     let (seen_tx, seen) = mpsc::unbounded_channel();
-    let handler = move |s: SocketRef| {
-        let seen = seen_tx.clone();
-        async move { register_handlers(s, seen) }
+    // Handlers are installed in a middleware (after `authenticate`, which runs first): socketioxide
+    // runs the connect handler in a task spawned *after* sending CONNECT, so handlers installed
+    // there can miss the client's first event.
+    let install = move |s: SocketRef| {
+        register_handlers(s, seen_tx.clone());
+        std::future::ready(Ok::<(), std::convert::Infallible>(()))
     };
-    io.ns(NS, handler.with(authenticate));
+    let on_connect = |_: SocketRef| async {};
+    io.ns(NS, on_connect.with(install).with(authenticate));
     let app = axum::Router::new().layer(layer);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -12,6 +12,7 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{json, Value};
 use socketioxide::extract::{AckSender, Data};
+use socketioxide::handler::ConnectHandler;
 use socketioxide::SocketIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -47,11 +48,16 @@ impl Ca {
 
 async fn start_server() -> SocketAddr {
     let (layer, io) = SocketIo::builder().build_layer();
-    io.ns(NS, async |s: socketioxide::extract::SocketRef| {
+    // Installed in a middleware: socketioxide runs the connect handler in a task spawned *after*
+    // sending CONNECT, so a handler installed there can miss the client's first call.
+    let install = |s: socketioxide::extract::SocketRef| {
         s.on("echo", async |Data(d): Data<Value>, ack: AckSender| {
             let _ = ack.send(&d);
         });
-    });
+        std::future::ready(Ok::<(), std::convert::Infallible>(()))
+    };
+    let on_connect = async |_: socketioxide::extract::SocketRef| {};
+    io.ns(NS, on_connect.with(install));
     let app = axum::Router::new().layer(layer);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
