@@ -306,7 +306,8 @@ mod tests {
     #[test]
     fn a_start_kills_only_the_marked_children_of_a_dead_run_and_records_itself() {
         let home = tempfile::tempdir().unwrap();
-        let dead_run = "999999999-1";
+        // No pid is 999999999 (above any pid_max): a dead run, unique to this test process.
+        let dead_run = &format!("999999999-{}", std::process::id());
         std::fs::create_dir_all(home.path().join("run")).unwrap();
         std::fs::write(run_file(home.path()), dead_run).unwrap();
         let spawn = |run: &str| {
@@ -317,7 +318,7 @@ mod tests {
                 .unwrap()
         };
         let mut orphan = spawn(dead_run);
-        let mut other = spawn("999999999-2");
+        let mut other = spawn(&format!("999999999-{}0", std::process::id()));
         assert_eq!(reap_previous_run(home.path()), 1);
         assert!(
             orphan.wait().unwrap().code().is_none(),
@@ -347,9 +348,9 @@ mod tests {
                 .spawn()
                 .unwrap()
         };
-        let dead_run = "999999998-7";
+        let dead_run = &format!("999999998-{}", std::process::id());
         let mut marked = spawn(dead_run);
-        let mut similar = spawn("999999998-70");
+        let mut similar = spawn(&format!("{dead_run}0"));
         let mut alive_marked = spawn(&current_run());
         // Stdin at end of file at once: as when the device process has died.
         let watch = |run: &str| {
