@@ -269,6 +269,7 @@ async fn codex_alone(
     let params = codex_launch::ThreadParams {
         cwd: dirs.cwd.clone(),
         developer_instructions: req.system_prompt.clone(),
+        config: None,
     };
     let mut mapper = AppServerMapper::new(turn(req), params, req.prompt.clone(), None);
     let opening = mapper.opening();

@@ -6,6 +6,8 @@
 //! is process-global.
 #![cfg(unix)]
 
+#[path = "support/log_capture.rs"]
+mod log_capture;
 #[path = "support/mock_anthropic.rs"]
 mod mock_anthropic;
 #[path = "support/task_harness.rs"]
@@ -13,7 +15,7 @@ mod task_harness;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use mock_anthropic::{MockAnthropic, Script};
 use serde_json::{json, Value};
@@ -25,41 +27,6 @@ use wegent_executor::outbox::OutboundEvent;
 const HEADER_SECRET: &str = "hdr-SECRET-mcp-header-0123456789";
 const ENV_SECRET: &str = "env-SECRET-mcp-env-0123456789";
 const TASK_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.SECRET-task-token-extras.sig";
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Every log line of this process. The device's redacting log writer is not installed here, so
-/// this sees exactly what the code handed to `tracing`: a secret found here was logged.
-fn log() -> &'static Captured {
-    static LOG: OnceLock<Captured> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let log = Captured::default();
-        let writer = log.clone();
-        tracing::subscriber::set_global_default(
-            tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::TRACE)
-                .with_writer(move || writer.clone())
-                .finish(),
-        )
-        .unwrap();
-        log
-    })
-}
-
-fn log_text() -> String {
-    String::from_utf8_lossy(&log().0.lock().unwrap()).into_owned()
-}
 
 fn python() -> String {
     std::env::var("WEGENT_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
@@ -108,7 +75,7 @@ async fn next_task_completes(rig: &Rig, mock_url: &str, task_id: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stdio_mcp_server_answers_the_model_through_the_real_cli() {
-    log();
+    log_capture::install();
     const CANARY: &str = "canary-7f3a9c";
     let mock = MockAnthropic::start(Script::CallTool {
         tool: "mcp__echo__echo".into(),
@@ -146,7 +113,7 @@ async fn a_stdio_mcp_server_answers_the_model_through_the_real_cli() {
     // server answered with came through an env reference the CLI expanded.
     let written = std::fs::read_to_string(&config).unwrap();
     assert!(written.contains("${WEGENT_MCP_SECRET_"), "{written}");
-    let log = log_text();
+    let log = log_capture::text();
     assert!(log.contains("MCP servers configured"), "the capture works");
     for secret in [HEADER_SECRET, ENV_SECRET, CANARY, TASK_TOKEN] {
         assert!(!written.contains(secret), "{secret} in mcp.json");
@@ -156,7 +123,7 @@ async fn a_stdio_mcp_server_answers_the_model_through_the_real_cli() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdio_mcp_servers_are_skipped_unless_enabled() {
-    log();
+    log_capture::install();
     let mock = MockAnthropic::start(Script::Text("no tools needed".into())).await;
     let rig = Rig::new(config());
     let mut p = payload(50, 51, "hi", &mock.url);
@@ -167,7 +134,7 @@ async fn stdio_mcp_servers_are_skipped_unless_enabled() {
     assert_eq!(events.last().unwrap().name, "response.completed");
     assert!(!rig.home.path().join("stdio-ran").exists());
     assert!(find_file(rig.home.path(), "mcp.json").is_none());
-    let log = log_text();
+    let log = log_capture::text();
     assert!(
         log.lines()
             .any(|l| l.contains("stdio MCP servers skipped") && l.contains("local-tool")),
@@ -177,7 +144,7 @@ async fn stdio_mcp_servers_are_skipped_unless_enabled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_placeholder_fails_the_task_and_names_it() {
-    log();
+    log_capture::install();
     let mock = MockAnthropic::start(Script::Text("fine".into())).await;
     let rig = Rig::new(config());
     let mut p = payload(60, 61, "hi", &mock.url);
@@ -249,7 +216,7 @@ fn attachment_payload(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attachment_is_downloaded_and_the_cli_reads_it() {
-    log();
+    log_capture::install();
     const CONTENT: &str = "research notes: the answer is 42";
     let server = devserver().await;
     let entry = upload(&server, "research-notes.txt", CONTENT.as_bytes()).await;
@@ -281,7 +248,7 @@ async fn an_attachment_is_downloaded_and_the_cli_reads_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attachment_that_404s_fails_the_task_clearly_and_the_device_goes_on() {
-    log();
+    log_capture::install();
     let server = devserver().await;
     let mock = MockAnthropic::start(Script::Text("fine".into())).await;
     let rig = Rig::with_backend(config(), &server.url());
@@ -302,7 +269,7 @@ async fn an_attachment_that_404s_fails_the_task_clearly_and_the_device_goes_on()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attachment_over_the_size_limit_fails_the_task() {
-    log();
+    log_capture::install();
     let server = devserver().await;
     let entry = upload(&server, "big.txt", &[b'x'; 4096]).await;
     let mock = MockAnthropic::start(Script::Text("fine".into())).await;
@@ -328,7 +295,7 @@ async fn an_attachment_over_the_size_limit_fails_the_task() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_interrupts_an_attachment_download() {
-    log();
+    log_capture::install();
     // A backend that accepts the download and never answers: only a cancel ends the wait
     // before the 60 s download timeout (which would end the task with an `error` instead).
     let (arrived_tx, arrived) = tokio::sync::oneshot::channel::<()>();
@@ -399,7 +366,7 @@ async fn skills_backend() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_required_skill_is_installed_for_the_cli_and_a_missing_one_fails_the_task() {
-    log();
+    log_capture::install();
     let backend = skills_backend().await;
     let mock = MockAnthropic::start(Script::CallTool {
         tool: "Bash".into(),
@@ -421,7 +388,7 @@ async fn a_required_skill_is_installed_for_the_cli_and_a_missing_one_fails_the_t
         "{}",
         final_text(done)
     );
-    assert!(log_text()
+    assert!(log_capture::text()
         .lines()
         .any(|l| l.contains("skills not installed") && l.contains("browser")));
 

@@ -33,7 +33,9 @@ pub enum Script {
     /// the tool's output (so a test can see what the tool really read).
     RunCommand { command: String, then: String },
     /// First turn: a `tool_use` of `tool` (e.g. `mcp__server__echo`) with `input`; after the
-    /// tool result: `Tool result: <its text>`, so a test sees what the tool answered.
+    /// tool result: `Tool result: <its text>`, so a test sees what the tool answered. On the
+    /// Responses side an `mcp__<server>__<tool>` is called as Codex lists it (`<tool>` in the
+    /// namespace `mcp__<server>`).
     CallTool { tool: String, input: Value },
     /// An HTTP error with an `api_error` body carrying `message`, not to be retried (the
     /// Responses side answers OpenAI's `{"error": {"message", …}}`).

@@ -78,7 +78,12 @@ pub(super) async fn responses(
                     }
                     None => {
                         let arguments = json!({"cmd": command});
-                        let _ = send_function_call(&tx, &model, "exec_command", &arguments).await;
+                        let call = FunctionCall {
+                            namespace: None,
+                            name: "exec_command",
+                            arguments: &arguments,
+                        };
+                        let _ = send_function_call(&tx, &model, &call).await;
                     }
                 }
             });
@@ -91,7 +96,13 @@ pub(super) async fn responses(
                         let _ = send_text(&tx, &model, &answer).await;
                     }
                     None => {
-                        let _ = send_function_call(&tx, &model, &tool, &input).await;
+                        let (namespace, name) = codex_tool_name(&tool);
+                        let call = FunctionCall {
+                            namespace,
+                            name,
+                            arguments: &input,
+                        };
+                        let _ = send_function_call(&tx, &model, &call).await;
                     }
                 }
             });
@@ -180,18 +191,43 @@ async fn send_text(tx: &mpsc::Sender<String>, model: &str, answer: &TextAnswer) 
     tx.send(completed(&id, model, json!([message]))).await
 }
 
-/// A function call of `name` with `arguments`: codex runs it and asks again with its output.
+/// A function the model calls; `namespace`: the tool group it was listed in, if any.
+struct FunctionCall<'a> {
+    namespace: Option<&'a str>,
+    name: &'a str,
+    arguments: &'a Value,
+}
+
+/// The Claude-style name of an MCP tool (`mcp__<server>__<tool>`) as codex 0.171.0 lists it:
+/// the tool `<tool>` in the namespace `mcp__<server>` (the namespace is named in the request's
+/// "Deferred tool namespaces"). Any other name is a plain function.
+fn codex_tool_name(tool: &str) -> (Option<&str>, &str) {
+    let split = tool
+        .strip_prefix("mcp__")
+        .and_then(|rest| rest.find("__"))
+        .map(|at| tool.split_at(at + "mcp__".len()));
+    match split {
+        Some((namespace, name)) => (Some(namespace), &name[2..]),
+        None => (None, tool),
+    }
+}
+
+/// A function call: codex runs it and asks again with its output.
 async fn send_function_call(
     tx: &mpsc::Sender<String>,
     model: &str,
-    name: &str,
-    arguments: &Value,
+    call: &FunctionCall<'_>,
 ) -> Sent {
     let id = response_id();
     let suffix = rand_suffix();
-    let (item_id, arguments) = (format!("fc_mock_{suffix}"), arguments.to_string());
-    let call = json!({"type": "function_call", "id": item_id, "call_id": format!("call_mock_{suffix}"),
-        "name": name, "arguments": arguments, "status": "completed"});
+    let (item_id, arguments) = (format!("fc_mock_{suffix}"), call.arguments.to_string());
+    let namespace = call.namespace;
+    let mut call = json!({"type": "function_call", "id": item_id,
+        "call_id": format!("call_mock_{suffix}"), "name": call.name, "arguments": arguments,
+        "status": "completed"});
+    if let Some(namespace) = namespace {
+        call["namespace"] = namespace.into();
+    }
     let mut started = call.clone();
     started["status"] = json!("in_progress");
     started["arguments"] = json!("");
@@ -323,6 +359,20 @@ mod tests {
         assert_eq!(working_directory(&request), "/work/p");
         assert_eq!(earlier_answers(&request), 1);
         assert_eq!(last_tool_output(&request), None);
+    }
+
+    #[test]
+    fn an_mcp_tool_is_called_in_its_servers_namespace() {
+        assert_eq!(
+            codex_tool_name("mcp__echo__echo"),
+            (Some("mcp__echo"), "echo")
+        );
+        assert_eq!(
+            codex_tool_name("mcp__my-board__list__all"),
+            (Some("mcp__my-board"), "list__all")
+        );
+        assert_eq!(codex_tool_name("exec_command"), (None, "exec_command"));
+        assert_eq!(codex_tool_name("mcp__odd"), (None, "mcp__odd"));
     }
 
     #[test]

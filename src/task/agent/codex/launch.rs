@@ -24,6 +24,8 @@ const PROVIDER: &str = "wegent";
 pub const API_KEY_ENV: &str = "WEGENT_CODEX_API_KEY";
 /// `default_headers` values, one variable each (`WEGENT_CODEX_HEADER_0`, …).
 const HEADER_ENV_PREFIX: &str = "WEGENT_CODEX_HEADER_";
+/// Every variable of ours that carries a secret for Codex itself starts with this.
+const PRIVATE_ENV_PREFIX: &str = "WEGENT_CODEX_";
 
 /// The `codex` executable: the configured path, else the first `codex` on `PATH` or where npm
 /// puts global tools.
@@ -81,11 +83,12 @@ pub fn args(req: &TaskRequest) -> Vec<OsString> {
         // user's profile scripts short (a killed `pyenv rehash` leaves a lock that stalls every
         // later login shell for a minute). Each command runs its own login shell instead.
         "features.shell_snapshot=false".to_owned(),
-        // The model's commands see no `*KEY*`/`*SECRET*`/`*TOKEN*` variable and none of ours.
+        // The model's commands see no `*KEY*`/`*SECRET*`/`*TOKEN*` variable and none of ours
+        // (the model's key and headers, MCP header values: `super::mcp`).
         "shell_environment_policy.ignore_default_excludes=false".to_owned(),
         format!(
             "shell_environment_policy.exclude={}",
-            json!([API_KEY_ENV, format!("{HEADER_ENV_PREFIX}*")])
+            json!([format!("{PRIVATE_ENV_PREFIX}*")])
         ),
     ];
     if let Some(url) = &req.model.base_url {
@@ -173,6 +176,9 @@ pub mod ids {
 pub struct ThreadParams {
     pub cwd: PathBuf,
     pub developer_instructions: Option<String>,
+    /// Config overrides for this thread (the task's MCP servers, `super::mcp`): sent over
+    /// stdin, never in argv.
+    pub config: Option<Value>,
 }
 
 fn line(message: Value) -> String {
@@ -192,6 +198,9 @@ pub fn open_thread(id: u64, params: &ThreadParams, resume: Option<&str>) -> Stri
     });
     if let Some(text) = &params.developer_instructions {
         p["developerInstructions"] = Value::from(text.as_str());
+    }
+    if let Some(config) = &params.config {
+        p["config"] = config.clone();
     }
     match resume {
         Some(thread_id) => {
@@ -289,6 +298,7 @@ mod tests {
             "features.plugins=false",
             "analytics.enabled=false",
             "shell_environment_policy.ignore_default_excludes=false",
+            r#"shell_environment_policy.exclude=["WEGENT_CODEX_*"]"#,
         ] {
             assert!(
                 args.iter().any(|a| a == expected),
@@ -297,6 +307,14 @@ mod tests {
         }
         for secret in ["sk-secret-999", "hdr-secret-7", "pw-canary-1"] {
             assert!(!all.contains(secret), "{secret} in argv");
+        }
+        // The MCP header variables are hidden from the model's commands by the same pattern.
+        for hidden in [
+            API_KEY_ENV,
+            HEADER_ENV_PREFIX,
+            super::super::mcp::ENV_PREFIX,
+        ] {
+            assert!(hidden.starts_with(PRIVATE_ENV_PREFIX), "{hidden}");
         }
         assert!(
             !args.iter().any(|a| a == "hi"),
@@ -350,6 +368,7 @@ mod tests {
         let params = ThreadParams {
             cwd: "/code/proj".into(),
             developer_instructions: Some("Be \"brief\"\nalways".into()),
+            config: Some(json!({"mcp_servers": {"echo": {"command": "srv"}}})),
         };
         let lines = opening(&params, None);
         assert!(lines
@@ -366,6 +385,13 @@ mod tests {
         let resumed: Value = serde_json::from_str(&opening(&params, Some("thread-1"))[2]).unwrap();
         assert_eq!(resumed["method"], "thread/resume");
         assert_eq!(resumed["params"]["threadId"], "thread-1");
+        // A resumed thread gets the task's MCP servers too (each turn is a new process).
+        for opened in [&open, &resumed] {
+            assert_eq!(
+                opened["params"]["config"]["mcp_servers"]["echo"]["command"],
+                "srv"
+            );
+        }
         let turn: Value = serde_json::from_str(&start_turn(
             "thread-1",
             &json!([{"type": "input_text", "text": "look"},

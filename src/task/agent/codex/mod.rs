@@ -1,6 +1,6 @@
-//! Codex as a task's agent: [`launch`] (argv, config, environment, the JSON-RPC requests) and
-//! [`stream`] (the app-server's notifications → Responses events); [`run`] drives one task turn
-//! with them.
+//! Codex as a task's agent: [`launch`] (argv, config, environment, the JSON-RPC requests),
+//! [`mcp`] (the task's MCP servers as Codex config) and [`stream`] (the app-server's
+//! notifications → Responses events); [`run`] drives one task turn with them.
 //!
 //! Why `codex app-server` and not `codex exec --json`: `exec` prints each answer once, whole;
 //! the app-server streams it as text deltas (codex-cli.md §2.5, §2.6), so a Codex task streams
@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod launch;
+pub mod mcp;
 pub mod stream;
 
 use tokio::process::Command;
@@ -76,12 +77,11 @@ pub(crate) async fn run(
             return TaskFailure::Runtime(message).event();
         }
     }
-    if prepared.mcp_config.is_some() {
-        // Not silently: the user may wonder why the bot's tools are missing.
-        tracing::warn!(
-            task_id = req.task_id,
-            "this Codex task's MCP servers are not given to Codex yet (Claude Code bots get them)"
-        );
+    // `extras::prepare` has already failed the task if the plan is an error.
+    let servers = req.extras.mcp.as_ref().map(mcp::render).unwrap_or_default();
+    for warning in &servers.warnings {
+        // Not silently: the user may wonder why a tool is missing or renamed.
+        tracing::warn!(task_id = req.task_id, "{warning}");
     }
     let bot_id = req.bot_id.as_deref();
     let resume = if req.new_session {
@@ -93,6 +93,7 @@ pub(crate) async fn run(
     let params = ThreadParams {
         cwd: dirs.cwd.clone(),
         developer_instructions: req.system_prompt.clone(),
+        config: servers.thread_config(),
     };
     let resuming = resume.is_some();
     let prompt = prepared.prompt.as_ref().unwrap_or(&req.prompt).clone();
@@ -100,7 +101,8 @@ pub(crate) async fn run(
     let mut cmd = Command::new(&program);
     child_env::prepare(&mut cmd)
         .args(launch::args(req))
-        .envs(launch::env(req, dirs));
+        .envs(launch::env(req, dirs))
+        .envs(servers.env);
     let child_turn = ChildTurn {
         agent: "codex",
         task_id: req.task_id,

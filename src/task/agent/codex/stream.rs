@@ -232,14 +232,24 @@ impl AppServerMapper {
     }
 
     fn item_started(&mut self, item: &Value) -> Vec<ResponsesEvent> {
-        if item["type"] != "commandExecution" {
-            return Vec::new();
-        }
+        let str_of = |key: &str| item[key].as_str().unwrap_or_default();
+        // The names Claude tasks use for a shell command and an MCP tool: the chat shows both
+        // agents' tools alike.
+        let (name, arguments) = match str_of("type") {
+            "commandExecution" => (
+                "Bash".to_owned(),
+                json!({"command": str_of("command")}).to_string(),
+            ),
+            "mcpToolCall" => (
+                format!("mcp__{}__{}", str_of("server"), str_of("tool")),
+                item["arguments"].to_string(),
+            ),
+            _ => return Vec::new(),
+        };
         let call = ToolCall {
-            call_id: item["id"].as_str().unwrap_or_default().to_owned(),
-            // The name Claude tasks use for a shell command: the chat shows both alike.
-            name: "Bash".to_owned(),
-            arguments: json!({"command": item["command"].as_str().unwrap_or_default()}).to_string(),
+            call_id: str_of("id").to_owned(),
+            name,
+            arguments,
         };
         let index = self.next_output_index;
         self.next_output_index += 1;
@@ -255,16 +265,19 @@ impl AppServerMapper {
                 let text = item["text"].as_str().unwrap_or_default().to_owned();
                 self.text_chunk(id, &text)
             }
-            Some("commandExecution") => {
+            Some(kind @ ("commandExecution" | "mcpToolCall")) => {
                 let Some((index, call)) = self.tools.remove(id) else {
                     return Vec::new();
                 };
-                let output = crate::task::payload::truncate_chars(
-                    item["aggregatedOutput"].as_str().unwrap_or_default(),
-                    TOOL_OUTPUT_MAX_CHARS,
-                );
-                let failed = item["status"] != "completed"
-                    || item["exitCode"].as_i64().is_some_and(|code| code != 0);
+                let (output, failed) = if kind == "commandExecution" {
+                    let output = item["aggregatedOutput"].as_str().unwrap_or_default();
+                    let exit = item["exitCode"].as_i64();
+                    (output.to_owned(), exit.is_some_and(|code| code != 0))
+                } else {
+                    mcp_tool_output(item)
+                };
+                let output = crate::task::payload::truncate_chars(&output, TOOL_OUTPUT_MAX_CHARS);
+                let failed = failed || item["status"] != "completed";
                 vec![self.turn.tool_done(index, &call, &output, failed)]
             }
             _ => Vec::new(),
@@ -312,6 +325,17 @@ impl AppServerMapper {
         }
         .event()
     }
+}
+
+/// An MCP tool call's result text (its text blocks), or its error; and whether it failed.
+fn mcp_tool_output(item: &Value) -> (String, bool) {
+    if let Some(error) = item["error"].as_object() {
+        let message = error.get("message").and_then(Value::as_str);
+        return (message.unwrap_or("the tool failed").to_owned(), true);
+    }
+    let blocks = item["result"]["content"].as_array().into_iter().flatten();
+    let text: Vec<&str> = blocks.filter_map(|b| b["text"].as_str()).collect();
+    (text.join("\n"), false)
 }
 
 fn reply_line(message: Value) -> String {
@@ -364,6 +388,7 @@ mod tests {
         let params = ThreadParams {
             cwd: "/work".into(),
             developer_instructions: None,
+            config: None,
         };
         AppServerMapper::new(turn, params, json!("say hi"), resume.map(str::to_owned))
     }
@@ -467,6 +492,39 @@ mod tests {
         assert_eq!(events[2].data["item"]["status"], "completed");
         assert_eq!(events[3].data["delta"], "\n\nIt said hi.");
         assert_eq!(m.text(), "Let me look.\n\nIt said hi.");
+    }
+
+    #[test]
+    fn an_mcp_tool_call_becomes_a_tool_block_named_as_for_claude() {
+        let mut m = mapper(None);
+        feed(&mut m, &[thread_opened()]);
+        let call = |status: &str, result: Value, error: Value| {
+            json!({"method": if status == "inProgress" { "item/started" } else { "item/completed" },
+                "params": {"threadId": THREAD, "item": {"type": "mcpToolCall", "id": "call_9",
+                "server": "echo", "tool": "echo", "status": status, "arguments": {"text": "ping"},
+                "result": result, "error": error}}})
+        };
+        let result = json!({"content": [{"type": "text", "text": "can-1:ping"}]});
+        let events = feed(
+            &mut m,
+            &[
+                call("inProgress", Value::Null, Value::Null),
+                call("completed", result, Value::Null),
+            ],
+        );
+        assert_eq!(events[0].data["item"]["name"], "mcp__echo__echo");
+        assert_eq!(events[0].data["item"]["arguments"], r#"{"text":"ping"}"#);
+        assert_eq!(events[1].data["item"]["output"], "can-1:ping");
+        assert_eq!(events[1].data["item"]["status"], "completed");
+        let events = feed(
+            &mut m,
+            &[
+                call("inProgress", Value::Null, Value::Null),
+                call("failed", Value::Null, json!({"message": "server gone"})),
+            ],
+        );
+        assert_eq!(events[1].data["item"]["output"], "server gone");
+        assert_ne!(events[1].data["item"]["status"], "completed");
     }
 
     #[test]
