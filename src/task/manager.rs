@@ -4,16 +4,13 @@
 //! is online. All state sits behind one mutex, held only for bookkeeping (never across `.await`).
 
 use std::collections::{HashSet, VecDeque};
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use tokio::sync::{broadcast, watch, Notify};
 
-use super::agent::codex::auth::{auth_file_state, AuthFileState};
 use super::emitter::Emitter;
 use super::events::{self, Turn};
 use super::extras::TaskExtras;
@@ -21,23 +18,23 @@ use super::failure::TaskFailure;
 use super::payload::{self, id_field, TaskRequest};
 use super::runner::{self, RunContext};
 use super::workdir::{WorkDir, WorkDirError};
-use super::{cleanup, command_rpc, slots, workspace};
+use super::{command_rpc, slots, workspace};
 use crate::config::TaskConfig;
 use crate::outbox::Outbox;
 use crate::redact::{hold_secrets, SecretHold};
-use crate::session::TaskPort;
 use crate::status::{DeviceEvent, QueuedTask, RunningTask, Slots};
 
 const CANCELLED: &str = "Task cancelled";
 /// Why a task stopped when the user stopped it on the device (tray, CLI): the server shows it.
 pub const STOPPED_BY_USER: &str = "Stopped on this device by its user";
-/// How often expired tasks' folders are looked for (one small file read per task).
-const SWEEP_INTERVAL: Duration = Duration::from_secs(60 * 60);
 const SESSION_CLOSED: &str = "Task session closed";
 const SHUTTING_DOWN: &str = "The device is shutting down";
 const SUPERSEDED: &str = "Stopped: a newer message arrived in this task";
 /// Finished subtasks remembered, so a late cancel is not answered with a second terminal event.
 const FINISHED_MEMORY: usize = 512;
+
+mod folders;
+mod port;
 
 #[derive(Clone)]
 pub struct TaskManager {
@@ -358,57 +355,6 @@ impl TaskManager {
         }
     }
 
-    /// Remove a closed task's private state and the scratch dir the device made for it, off
-    /// the runtime's threads.
-    fn remove_task_dirs(&self, task_id: i64) {
-        let home = self.inner.ctx.home.clone();
-        let root = self.workspace_root();
-        tokio::task::spawn_blocking(move || match cleanup::remove_task(&home, &root, task_id) {
-            Ok(removed) => {
-                tracing::info!(task_id, private = removed.private, scratch = ?removed.scratch, "closed task's folders removed")
-            }
-            Err(e) => {
-                tracing::warn!(task_id, error = %e, "could not remove a closed task's folders")
-            }
-        });
-    }
-
-    fn workspace_root(&self) -> PathBuf {
-        let ctx = &self.inner.ctx;
-        crate::config::workspace_root(&ctx.config.projects_dir(&ctx.home))
-    }
-
-    /// Remove the folders of tasks unused for `task_retention`, now and every
-    /// [`SWEEP_INTERVAL`], while the manager lives. Needs a tokio runtime.
-    pub fn start_retention_sweeper(&self) {
-        let weak = Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
-            loop {
-                let Some(inner) = weak.upgrade() else { return };
-                let manager = TaskManager { inner };
-                let active: HashSet<i64> = {
-                    let state = manager.inner.lock();
-                    let running = state.running.iter().map(|r| r.info.task_id);
-                    running
-                        .chain(state.queue.iter().map(|q| q.req.task_id))
-                        .collect()
-                };
-                let (home, root) = (manager.inner.ctx.home.clone(), manager.workspace_root());
-                let retention = manager.inner.ctx.config.task_retention;
-                drop(manager);
-                let removed = tokio::task::spawn_blocking(move || {
-                    cleanup::sweep(&home, &root, retention, SystemTime::now(), &active)
-                })
-                .await
-                .unwrap_or_default();
-                if !removed.is_empty() {
-                    tracing::info!(tasks = ?removed, "removed the folders of tasks unused for the retention period");
-                }
-                tokio::time::sleep(SWEEP_INTERVAL).await;
-            }
-        });
-    }
-
     /// Start queued turns while slots are free.
     fn pump(&self, state: &mut State) {
         let max = usize::from(self.inner.slots.borrow().max);
@@ -550,78 +496,4 @@ fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// What the heartbeat says of the user's Codex login file. The backend copies a missing one over
-/// `device:execute_command`; with remote commands off that copy cannot land, so the device says
-/// nothing rather than have the backend try again at every heartbeat.
-fn codex_auth_report(remote_commands: bool, state: Option<AuthFileState>) -> Option<AuthFileState> {
-    state.filter(|_| remote_commands)
-}
-
-impl TaskPort for TaskManager {
-    fn execute(&self, payload: Value) {
-        TaskManager::execute(self, payload);
-    }
-
-    fn cancel(&self, payload: &Value) {
-        TaskManager::cancel(self, payload);
-    }
-
-    fn stop_task(&self, task_id: i64) {
-        TaskManager::stop_task(self, task_id);
-    }
-
-    fn close_session(&self, payload: &Value) {
-        TaskManager::close_session(self, payload);
-    }
-
-    fn execute_command(&self, payload: Value) -> Pin<Box<dyn Future<Output = Value> + Send>> {
-        let manager = self.clone();
-        Box::pin(async move { manager.execute_command(payload).await })
-    }
-
-    fn slots(&self) -> watch::Receiver<Slots> {
-        TaskManager::slots(self)
-    }
-
-    fn codex_auth_file(&self) -> Option<AuthFileState> {
-        let ctx = &self.inner.ctx;
-        codex_auth_report(
-            ctx.config.allow_remote_commands,
-            auth_file_state(ctx.user_home.as_deref()),
-        )
-    }
-
-    fn set_paused(&self, paused: bool) {
-        TaskManager::set_paused(self, paused);
-    }
-
-    fn drain(&self) {
-        TaskManager::drain(self);
-    }
-
-    fn shutdown(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        let manager = self.clone();
-        Box::pin(async move { manager.shutdown().await })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_codex_login_file_is_reported_only_where_the_backend_can_copy_it() {
-        let state = AuthFileState {
-            target_path: "/home/u/.codex/auth.json".into(),
-            exists: false,
-        };
-        assert_eq!(
-            codex_auth_report(true, Some(state.clone())),
-            Some(state.clone())
-        );
-        assert_eq!(codex_auth_report(false, Some(state)), None);
-        assert_eq!(codex_auth_report(true, None), None);
-    }
 }
