@@ -10,10 +10,11 @@
 mod log_capture;
 #[path = "support/mock_anthropic.rs"]
 mod mock_anthropic;
+#[path = "support/skills_backend.rs"]
+mod skills_backend;
 #[path = "support/task_harness.rs"]
 mod task_harness;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -337,37 +338,10 @@ async fn cancel_interrupts_an_attachment_download() {
 
 // ---- skills --------------------------------------------------------------------------------
 
-/// A skills backend (§16.6) with one skill, `notes-skill` (id 13), as a zip with a top folder.
-async fn skills_backend() -> String {
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default();
-    zip.start_file("notes-skill/SKILL.md", options).unwrap();
-    zip.write_all(b"# Notes skill: skill-canary-5b1e").unwrap();
-    let archive = zip.finish().unwrap().into_inner();
-    let app = axum::Router::new().route(
-        "/api/v1/kinds/skills/{id}/download",
-        axum::routing::get(move |axum::extract::Path(id): axum::extract::Path<i64>| {
-            let archive = archive.clone();
-            async move {
-                use axum::response::IntoResponse;
-                if id == 13 {
-                    archive.into_response()
-                } else {
-                    axum::http::StatusCode::NOT_FOUND.into_response()
-                }
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_required_skill_is_installed_for_the_cli_and_a_missing_one_fails_the_task() {
     log_capture::install();
-    let backend = skills_backend().await;
+    let backend = skills_backend::serve(b"# Notes skill: skill-canary-5b1e").await;
     let mock = MockAnthropic::start(Script::CallTool {
         tool: "Bash".into(),
         input: json!({"command": "cat \"$CLAUDE_CONFIG_DIR/skills/notes-skill/SKILL.md\"",

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use super::agent::AgentKind;
 use super::attachments::{self, Attachment, AttachmentError};
 use super::fetch;
 use super::mcp::{self, McpError, McpPlan};
@@ -103,9 +104,11 @@ pub struct Downloads<'a> {
     pub max_attachment_bytes: u64,
 }
 
-/// Attachments, then required skills, then the MCP config. Stops at the first failure.
+/// Attachments, then required skills (where `agent` reads them), then the MCP config. Stops at
+/// the first failure.
 pub async fn prepare(
     device: &Downloads<'_>,
+    agent: AgentKind,
     task_id: i64,
     prompt: &Value,
     extras: &TaskExtras,
@@ -150,7 +153,7 @@ pub async fn prepare(
             token,
             task_id,
             cache_dir: &cache_dir,
-            skills_dir: &dirs.skills_dir(),
+            skills_dir: &dirs.skills_dir(agent),
         };
         skills::install_required(&installer, &extras.skills, stop)
             .await

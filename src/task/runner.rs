@@ -100,13 +100,21 @@ async fn execute(
         home: &ctx.home,
         max_attachment_bytes: ctx.config.max_attachment_bytes,
     };
-    let prepared =
-        match extras::prepare(&device, req.task_id, &req.prompt, &req.extras, &dirs, stop).await {
-            Ok(prepared) => prepared,
-            Err(extras::ExtrasError::Stopped(message)) => return turn.incomplete("", &message),
-            // The emitter redacts the message (a download URL may carry a credential).
-            Err(e) => return TaskFailure::from(e).event(),
-        };
+    let extras = extras::prepare(
+        &device,
+        agent,
+        req.task_id,
+        &req.prompt,
+        &req.extras,
+        &dirs,
+        stop,
+    );
+    let prepared = match extras.await {
+        Ok(prepared) => prepared,
+        Err(extras::ExtrasError::Stopped(message)) => return turn.incomplete("", &message),
+        // The emitter redacts the message (a download URL may carry a credential).
+        Err(e) => return TaskFailure::from(e).event(),
+    };
     if let Some(hook_path) = &ctx.config.pre_execute_hook {
         let ids = HookIds {
             task_id: req.task_id,

@@ -1,6 +1,7 @@
 //! Skills a task must have (protocol.md §16.6): `preload_skills`/`required_skills` are
-//! downloaded (ETag-cached under the executor home) and extracted into the task's Claude config
-//! dir (`claude/skills/<name>/`). Other skill names are skipped, and the log says which.
+//! downloaded (ETag-cached under the executor home) and extracted where the task's agent reads
+//! them (`claude/skills/<name>/`, or `codex/skills/<name>/` for Codex: `TaskDirs::skills_dir`).
+//! Other skill names are skipped, and the log says which.
 //!
 //! The plan and the archive checks are pure or synchronous and unit-tested; the HTTP calls sit
 //! in [`install_required`].
@@ -234,7 +235,7 @@ pub struct Installer<'a> {
     pub task_id: i64,
     /// `H/cache/skills/`: archives and their ETags, shared by all tasks.
     pub cache_dir: &'a Path,
-    /// The task's `claude/skills/`.
+    /// The agent's skills dir in the task's private state.
     pub skills_dir: &'a Path,
 }
 

@@ -19,6 +19,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::agent::AgentKind;
+
 /// `<home>/tasks`: one private dir per task.
 pub const TASKS_DIR: &str = "tasks";
 const SESSION_FILE_PREFIX: &str = "session-";
@@ -77,9 +79,13 @@ impl TaskDirs {
         self.private.join("mcp.json")
     }
 
-    /// Where the skills the CLI loads live: inside its config dir.
-    pub fn skills_dir(&self) -> PathBuf {
-        self.claude_config.join("skills")
+    /// Where the skills `agent` loads live: inside its config dir (Claude Code reads
+    /// `$CLAUDE_CONFIG_DIR/skills/<name>/SKILL.md`, Codex `$CODEX_HOME/skills/<name>/SKILL.md`).
+    pub fn skills_dir(&self, agent: AgentKind) -> PathBuf {
+        match agent {
+            AgentKind::Claude => self.claude_config.join("skills"),
+            AgentKind::Codex => self.codex_home.join("skills"),
+        }
     }
 
     /// Downloaded attachments of one (user) subtask.
@@ -212,7 +218,8 @@ mod tests {
             dirs.system_prompt_file(),
             dirs.mcp_config_file(),
             dirs.attachments_dir(11),
-            dirs.skills_dir(),
+            dirs.skills_dir(AgentKind::Claude),
+            dirs.skills_dir(AgentKind::Codex),
         ] {
             assert!(path.starts_with(dirs.private()), "{}", path.display());
         }

@@ -1,13 +1,14 @@
-//! A Codex task's MCP servers, with real parts: the real pinned Codex CLI (`WEGENT_TEST_CODEX`,
-//! codex-cli 0.171.0) against the devserver's mock of the OpenAI Responses API, and the MCP
-//! server this test ships (`tests/fixtures/mcp_echo_server.py`, `WEGENT_TEST_PYTHON`) over stdio
-//! and over streamable HTTP.
+//! What a Codex task brings besides its prompt (protocol.md §16.6), with real parts: the real
+//! pinned Codex CLI (`WEGENT_TEST_CODEX`, codex-cli 0.171.0) against the devserver's mock of the
+//! OpenAI Responses API, the MCP server this test ships (`tests/fixtures/mcp_echo_server.py`,
+//! `WEGENT_TEST_PYTHON`) over stdio and over streamable HTTP, and a skills backend.
 //!
 //! The mock model calls the server's tool as Codex lists it (`echo` in the namespace
 //! `mcp__<server>`); the tool's answer must come back to the model, and the task complete. The
 //! servers' credentials (a stdio server's env, an HTTP server's headers, the task token) must
 //! reach the server and nothing else: no command line of any process, no log line, no file in
-//! the device's home, no event sent to the server.
+//! the device's home, no event sent to the server. A required skill must be listed to the
+//! model by Codex itself (it reads `$CODEX_HOME/skills`).
 //!
 //! Only the model API is a fake (it cannot run here). Its own test binary: the log capture is
 //! process-global.
@@ -17,6 +18,8 @@
 mod log_capture;
 #[path = "support/mock_anthropic.rs"]
 mod mock_model;
+#[path = "support/skills_backend.rs"]
+mod skills_backend;
 #[path = "support/task_harness.rs"]
 mod task_harness;
 #[path = "support/traced_device.rs"]
@@ -95,26 +98,39 @@ struct Run {
     argv: BTreeSet<String>,
 }
 
-/// One Codex task whose bot has `mcp_servers`; the mock model calls `tool` with `{"text": "ping"}`.
-async fn run_codex_task(task_id: i64, mcp_servers: Value, tool: &str) -> Run {
+/// A manager whose Codex tasks use the pinned CLI; downloads go to `backend_url`.
+fn codex_rig(backend_url: &str) -> Rig {
     log_capture::install();
-    let mock = MockModel::start(Script::CallTool {
-        tool: tool.into(),
-        input: json!({"text": "ping"}),
-    })
-    .await;
-    let rig = Rig::new(TaskConfig {
+    let config = TaskConfig {
         codex_path: Some(task_harness::codex_path()),
         claude_path: Some("/nonexistent/claude".into()),
         allow_stdio_mcp: true,
         task_timeout: Duration::from_secs(120),
         ..TaskConfig::default()
-    });
-    let mut p = payload(task_id, task_id + 1, "use the echo tool", &mock.url);
+    };
+    Rig::with_backend(config, backend_url)
+}
+
+/// The sample payload as a Codex bot's task against `mock`.
+fn codex_payload(task_id: i64, prompt: &str, mock: &MockModel) -> Value {
+    let mut p = payload(task_id, task_id + 1, prompt, &mock.url);
     p["bot"][0]["shell_type"] = "Codex".into();
     p["model_config"]["model_id"] = "gpt-5.5".into();
     p["model_config"]["api_format"] = "responses".into();
     p["auth_token"] = TASK_TOKEN.into();
+    p
+}
+
+/// One Codex task whose bot has `mcp_servers`; the mock model calls `tool` with `{"text": "ping"}`.
+async fn run_codex_task(task_id: i64, mcp_servers: Value, tool: &str) -> Run {
+    let mock = MockModel::start(Script::CallTool {
+        tool: tool.into(),
+        input: json!({"text": "ping"}),
+    })
+    .await;
+    // Nothing listens on the discard port: the tasks download nothing.
+    let rig = codex_rig("http://127.0.0.1:9");
+    let mut p = codex_payload(task_id, "use the echo tool", &mock);
     p["bot"][0]["mcp_servers"] = mcp_servers;
     let watch = ArgvWatch::start();
     rig.manager.execute(p);
@@ -241,4 +257,37 @@ async fn an_http_mcp_server_gets_its_headers_and_answers_through_codex() {
     .await;
     run.assert_the_tool_answered(&format!("{CANARY}:ping"));
     run.assert_no_secret_leaked();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_required_skill_is_listed_to_the_model_by_codex() {
+    const DESCRIPTION: &str = "Take notes the team's way (skill-canary-3f9d)";
+    let backend = skills_backend::serve(
+        b"---\nname: notes-skill\ndescription: Take notes the team's way (skill-canary-3f9d)\n---\n\
+          # Notes\nWrite them down.\n",
+    )
+    .await;
+    let mock = MockModel::start(Script::Text("noted".into())).await;
+    let rig = codex_rig(&backend);
+    let mut p = codex_payload(90, "take a note", &mock);
+    p["preload_skills"] = json!(["notes-skill"]);
+    p["preload_skill_refs"] = json!({"notes-skill": {"skill_id": 13, "namespace": "default"}});
+    rig.manager.execute(p);
+    let events = rig.until_terminal(91).await;
+    assert_eq!(
+        events.last().unwrap().name,
+        "response.completed",
+        "{events:#?}"
+    );
+    // Codex lists the skill (its name, description and file) among the model's instructions.
+    let request = mock.requests()[0].body.to_string();
+    let codex_home = rig.home.path().join("tasks/90/codex");
+    assert!(request.contains(DESCRIPTION), "{request}");
+    assert!(request.contains("- notes-skill: "), "{request}");
+    assert!(
+        request.contains(&codex_home.join("skills").display().to_string()),
+        "the skill root is the task's Codex home: {request}"
+    );
+    let skill_file = codex_home.join("skills/notes-skill/SKILL.md");
+    assert!(skill_file.is_file(), "{}", skill_file.display());
 }
