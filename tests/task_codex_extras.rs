@@ -112,8 +112,8 @@ fn codex_rig(backend_url: &str) -> Rig {
 }
 
 /// The sample payload as a Codex bot's task against `mock`.
-fn codex_payload(task_id: i64, prompt: &str, mock: &MockModel) -> Value {
-    let mut p = payload(task_id, task_id + 1, prompt, &mock.url);
+fn codex_payload(task_id: i64, subtask_id: i64, prompt: &str, mock: &MockModel) -> Value {
+    let mut p = payload(task_id, subtask_id, prompt, &mock.url);
     p["bot"][0]["shell_type"] = "Codex".into();
     p["model_config"]["model_id"] = "gpt-5.5".into();
     p["model_config"]["api_format"] = "responses".into();
@@ -121,7 +121,8 @@ fn codex_payload(task_id: i64, prompt: &str, mock: &MockModel) -> Value {
     p
 }
 
-/// One Codex task whose bot has `mcp_servers`; the mock model calls `tool` with `{"text": "ping"}`.
+/// A Codex task whose bot has `mcp_servers`, and a follow-up message (a new Codex process
+/// resuming the thread); in each turn the mock model calls `tool` with `{"text": "ping"}`.
 async fn run_codex_task(task_id: i64, mcp_servers: Value, tool: &str) -> Run {
     let mock = MockModel::start(Script::CallTool {
         tool: tool.into(),
@@ -130,11 +131,14 @@ async fn run_codex_task(task_id: i64, mcp_servers: Value, tool: &str) -> Run {
     .await;
     // Nothing listens on the discard port: the tasks download nothing.
     let rig = codex_rig("http://127.0.0.1:9");
-    let mut p = codex_payload(task_id, "use the echo tool", &mock);
-    p["bot"][0]["mcp_servers"] = mcp_servers;
     let watch = ArgvWatch::start();
-    rig.manager.execute(p);
-    let events = rig.until_terminal(task_id + 1).await;
+    let mut events = Vec::new();
+    for (subtask_id, prompt) in [(task_id + 1, "use the echo tool"), (task_id + 2, "again")] {
+        let mut p = codex_payload(task_id, subtask_id, prompt, &mock);
+        p["bot"][0]["mcp_servers"] = mcp_servers.clone();
+        rig.manager.execute(p);
+        events.extend(rig.until_terminal(subtask_id).await);
+    }
     let argv = watch.finish().await;
     Run {
         requests: mock.requests(),
@@ -145,16 +149,35 @@ async fn run_codex_task(task_id: i64, mcp_servers: Value, tool: &str) -> Run {
 }
 
 impl Run {
-    /// The task completed with the tool's answer: Codex called the server's tool, and the
-    /// second model request carried its output.
+    /// Both turns completed with the tool's answer: Codex called the server's tool, and the
+    /// next model request carried its output; the follow-up did so in the resumed thread.
     fn assert_the_tool_answered(&self, expected: &str) {
-        let done = self.events.last().unwrap();
-        assert_eq!(done.name, "response.completed", "{:#?}", self.events);
-        let text = final_text(done);
-        assert!(text.contains(expected), "{text}");
-        assert_eq!(self.requests.len(), 2, "the call, then its result");
-        assert!(self.requests[1].has_tool_result);
-        assert!(self.requests[1].body.to_string().contains(expected));
+        let terminals: Vec<&OutboundEvent> =
+            self.events.iter().filter(|e| e.is_terminal()).collect();
+        assert_eq!(terminals.len(), 2, "{:#?}", self.events);
+        for done in terminals {
+            assert_eq!(done.name, "response.completed", "{:#?}", self.events);
+            let text = final_text(done);
+            assert!(text.contains(expected), "{text}");
+        }
+        assert_eq!(
+            self.requests.len(),
+            4,
+            "per turn: the call, then its result"
+        );
+        for answered in [&self.requests[1], &self.requests[3]] {
+            assert!(answered.has_tool_result);
+            assert!(answered.body.to_string().contains(expected));
+        }
+        let thread = |i: usize| {
+            let headers = &self.requests[i].headers;
+            headers
+                .iter()
+                .find(|(k, _)| k == "thread-id")
+                .map(|(_, v)| v.clone())
+        };
+        assert!(thread(0).is_some());
+        assert_eq!(thread(0), thread(2), "the follow-up resumed the thread");
     }
 
     /// No secret in any argv, log line, file of the device's home or event.
@@ -214,6 +237,9 @@ async fn a_stdio_mcp_server_answers_the_model_through_codex() {
         run.argv.iter().any(|a| a.contains("mcp_echo_server.py")),
         "the watch saw the MCP server run"
     );
+    // Claude's config file is not written for Codex, which got the servers over stdin.
+    let mcp_json = run.rig.home.path().join("tasks/70/mcp.json");
+    assert!(!mcp_json.exists(), "{}", mcp_json.display());
     run.assert_no_secret_leaked();
 }
 
@@ -269,7 +295,7 @@ async fn a_required_skill_is_listed_to_the_model_by_codex() {
     .await;
     let mock = MockModel::start(Script::Text("noted".into())).await;
     let rig = codex_rig(&backend);
-    let mut p = codex_payload(90, "take a note", &mock);
+    let mut p = codex_payload(90, 91, "take a note", &mock);
     p["preload_skills"] = json!(["notes-skill"]);
     p["preload_skill_refs"] = json!({"notes-skill": {"skill_id": 13, "namespace": "default"}});
     rig.manager.execute(p);

@@ -91,7 +91,7 @@ pub enum ExtrasError {
 pub struct Prepared {
     /// The prompt with attachment paths rewritten (`None`: unchanged).
     pub prompt: Option<Value>,
-    /// `--mcp-config` (`None`: the task has no MCP servers).
+    /// Claude's `--mcp-config` (`None`: the task has no MCP servers, or runs with Codex).
     pub mcp_config: Option<PathBuf>,
     /// The CLI's environment additions: the config file's variables (secret values).
     pub mcp_env: Vec<(String, String)>,
@@ -168,9 +168,14 @@ pub async fn prepare(
     if !plan.skipped_stdio.is_empty() {
         tracing::info!(task_id, skipped = ?plan.skipped_stdio, "stdio MCP servers skipped: not allowed on this device (allow_stdio_mcp)");
     }
+    if !plan.servers.is_empty() {
+        let names: Vec<&str> = plan.servers.iter().map(|(n, _)| n.as_str()).collect();
+        tracing::info!(task_id, servers = ?names, "MCP servers configured");
+    }
     let path = dirs.mcp_config_file();
-    if plan.servers.is_empty() {
-        // An earlier turn's servers are not this turn's.
+    if plan.servers.is_empty() || agent == AgentKind::Codex {
+        // An earlier turn's servers are not this turn's. Codex gets them in its thread's
+        // config (`agent::codex::mcp`), not from a file.
         let _ = std::fs::remove_file(&path);
     } else {
         let (config, vars) = plan.config_with_env_refs();
@@ -179,8 +184,6 @@ pub async fn prepare(
             error,
         })?;
         prepared.mcp_env = vars;
-        let names: Vec<&str> = plan.servers.iter().map(|(n, _)| n.as_str()).collect();
-        tracing::info!(task_id, servers = ?names, "MCP servers configured");
         prepared.mcp_config = Some(path);
     }
     Ok(prepared)
