@@ -83,7 +83,7 @@ pub fn start_with_tasks(
         insecure_transport: config.insecure_transport(),
         paused,
         draining: false,
-        recent: Vec::new(),
+        recent: crate::recent::load(&config.home, &config.backend_url),
     };
     if initial.insecure_transport {
         tracing::warn!(
@@ -119,7 +119,11 @@ pub fn start_with_tasks(
         status: status_tx.clone(),
     };
     let slots_forward = tokio::spawn(forward_slots(slots_rx, status_tx.clone()));
-    let recent = tokio::spawn(keep_recent(events.subscribe(), status_tx.clone()));
+    let recent = tokio::spawn(keep_recent(
+        events.subscribe(),
+        status_tx.clone(),
+        (config.home.clone(), config.backend_url.clone()),
+    ));
     let commands = tokio::spawn(route_commands(
         command_rx,
         events.subscribe(),
@@ -153,16 +157,29 @@ async fn forward_slots(
     }
 }
 
-/// Keep [`DeviceStatus::recent`] from the task events.
+/// Keep [`DeviceStatus::recent`] from the task events, and saved in the home for
+/// `(home, server)`.
 async fn keep_recent(
     mut events: broadcast::Receiver<DeviceEvent>,
     status: Arc<watch::Sender<DeviceStatus>>,
+    (home, server): (PathBuf, String),
 ) {
     loop {
         match events.recv().await {
             Ok(event) => {
                 let now = std::time::SystemTime::now();
-                status.send_if_modified(|s| crate::recent::record(&mut s.recent, &event, now));
+                let mut changed = None;
+                status.send_if_modified(|s| {
+                    let modified = crate::recent::record(&mut s.recent, &event, now);
+                    changed = modified.then(|| s.recent.clone());
+                    modified
+                });
+                // A write of about a kilobyte, once per finished task: not worth a thread hop.
+                if let Some(recent) = changed {
+                    if let Err(e) = crate::recent::save(&home, &server, &recent) {
+                        tracing::warn!(path = %crate::recent::file(&home).display(), error = %e, "cannot save the recent tasks; they will not survive a restart");
+                    }
+                }
             }
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 tracing::warn!("{n} task events missed: the recent tasks list may lack some")

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::task::agent::AgentKind;
 use crate::token::{Token, TokenKind};
@@ -59,7 +59,7 @@ pub struct QueuedTask {
 }
 
 /// How a task's turn ended on this device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskEnd {
     Completed,
@@ -67,8 +67,19 @@ pub enum TaskEnd {
     Cancelled,
 }
 
+impl TaskEnd {
+    /// The end in a word, as the tray and the CLI show it.
+    pub fn label(self) -> &'static str {
+        match self {
+            TaskEnd::Completed => "Completed",
+            TaskEnd::Failed => "Failed",
+            TaskEnd::Cancelled => "Cancelled",
+        }
+    }
+}
+
 /// A task that finished lately ([`DeviceStatus::recent`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FinishedTask {
     pub task_id: i64,
     pub title: String,

@@ -381,7 +381,7 @@ impl SlowTask {
 }
 
 /// `run --paused`, `pause`, `resume` and `status` act on the saved switch; the running device
-/// follows each change and refuses a task while paused, online all along.
+/// follows each change and refuses a task while paused, online all along; `status` lists it.
 #[tokio::test(flavor = "multi_thread")]
 async fn pause_and_resume_reach_the_running_device_and_status_shows_them() {
     let server = DevServer::start(server_config()).await.unwrap();
@@ -426,6 +426,14 @@ async fn pause_and_resume_reach_the_running_device_and_status_shows_them() {
     assert!(
         home.path().join("paused").is_file(),
         "still paused for the next start"
+    );
+    // The refused task is the device's recent one, after its exit too, with its page.
+    let (code, text) = cli_output(home.path(), &server, &token, &["status"]).await;
+    assert_eq!(code, Some(0), "{text}");
+    let page = format!("/devices/chat?taskId={}", task.task_id);
+    assert!(
+        text.contains("Recent tasks:\n    Failed · while paused · ") && text.contains(&page),
+        "{text}"
     );
 }
 

@@ -1145,7 +1145,7 @@ async fn a_running_device_follows_the_saved_switch_changed_by_another_process() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_task_on_the_device_cancels_it_with_the_devices_reason_and_ends_its_processes() {
-    let (rig, task_id) = Rig::with_slow_task().await;
+    let (mut rig, task_id) = Rig::with_slow_task().await;
     // The status names the running task's folder (the tray's "Open folder").
     let folder = rig
         .device()
@@ -1180,13 +1180,22 @@ async fn stop_task_on_the_device_cancels_it_with_the_devices_reason_and_ends_its
     );
     processes.await_gone().await;
     // It is the newest of the device's recent tasks, as cancelled.
+    let latest_is_the_stopped_task = |s: &DeviceStatus| {
+        s.recent.first().is_some_and(|t| {
+            t.task_id == task_id && t.end == TaskEnd::Cancelled && t.title == "write slowly"
+        })
+    };
     rig.device_status("showing the stopped task as the latest recent one", |s| {
-        s.slots.running.is_empty()
-            && s.recent.first().is_some_and(|t| {
-                t.task_id == task_id && t.end == TaskEnd::Cancelled && t.title == "write slowly"
-            })
+        s.slots.running.is_empty() && latest_is_the_stopped_task(s)
     })
     .await;
+    // The list is saved: a restart of the app (or of its connection) still shows it.
+    rig.restart_device().await;
+    assert!(
+        latest_is_the_stopped_task(&rig.device().status.borrow()),
+        "recent tasks after a restart: {:?}",
+        rig.device().status.borrow().recent
+    );
     rig.shutdown().await;
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use wegent_executor::status::{DeviceStatus, FinishedTask, QueuedTask, RunningTask, TaskEnd};
+use wegent_executor::status::{DeviceStatus, FinishedTask, QueuedTask, RunningTask};
 
 use crate::menu_action::{MenuAction, TurnRef};
 use crate::menu_ids as id;
@@ -137,13 +137,9 @@ pub fn recent_submenu(status: &DeviceStatus, now: SystemTime) -> Entry {
 
 /// E.g. `Cancelled · Fix the build · 5 min ago`: the end in words (not by an icon alone).
 pub fn recent_line(task: &FinishedTask, now: SystemTime) -> String {
-    let end = match task.end {
-        TaskEnd::Completed => "Completed",
-        TaskEnd::Failed => "Failed",
-        TaskEnd::Cancelled => "Cancelled",
-    };
     format!(
-        "{end} · {} · {}",
+        "{} · {} · {}",
+        task.end.label(),
         title(&task.title, task.task_id),
         ago(now.duration_since(task.ended_at).unwrap_or_default())
     )

@@ -2,6 +2,7 @@ use super::*;
 use std::path::PathBuf;
 
 use wegent_executor::status::Connection;
+use wegent_executor::status::TaskEnd;
 use wegent_executor::task::agent::AgentKind;
 
 use crate::app_settings::AppSettings;

@@ -109,6 +109,13 @@ async fn status(cli: &Cli, settings: &Settings) -> Result<(), CliError> {
         "{}",
         render::labelled("New tasks", &render::pause_state(&paused))
     );
+    if let Some(url) = settings.backend_url.as_ref() {
+        let recent = crate::recent::load(&settings.home.value, &url.value);
+        let web_url = settings.web_url.as_ref().unwrap_or(url);
+        for line in render::recent_tasks(&recent, &web_url.value, SystemTime::now()) {
+            println!("{line}");
+        }
+    }
     if let (Some(token), Some(url)) = (token, settings.backend_url.as_ref()) {
         let query = server_view(&url.value, token, &device_id.id);
         let answer = tokio::time::timeout(STATUS_QUERY_TIMEOUT, query).await;

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::identity::DeviceId;
 use crate::rest::DeviceInfo;
 use crate::settings::{Settings, Source, Sourced};
-use crate::status::{Connection, DeviceEvent, DeviceStatus};
+use crate::status::{Connection, DeviceEvent, DeviceStatus, FinishedTask};
 use crate::token::{Token, TokenKind};
 use crate::token_expiry::{expiry, Expiry};
 
@@ -213,6 +213,28 @@ pub fn settings_report(settings: &Settings, id: &DeviceId, name: &str) -> Vec<St
 }
 
 /// `  Label:           value`, aligned like the rest of the `status` report.
+/// The tasks that finished here lately (what the tray's *Recent* shows), each with its page:
+/// `Cancelled · Fix the build · 5 min ago — https://…/devices/chat?taskId=7`.
+pub fn recent_tasks(tasks: &[FinishedTask], web_url: &str, now: SystemTime) -> Vec<String> {
+    if tasks.is_empty() {
+        return vec![labelled("Recent tasks", "none yet")];
+    }
+    let mut lines = vec![labelled("Recent tasks", "").trim_end().to_owned()];
+    lines.extend(tasks.iter().map(|t| {
+        let ago = match now.duration_since(t.ended_at).unwrap_or_default() {
+            d if d < Duration::from_secs(60) => "just now".to_owned(),
+            d => format!("{} ago", crate::token_expiry::human_duration(d)),
+        };
+        format!(
+            "    {} · {} · {ago} — {}",
+            t.end.label(),
+            terminal_safe(&t.title),
+            crate::web_links::task_page_url(web_url, t.task_id)
+        )
+    }));
+    lines
+}
+
 pub fn labelled(label: &str, value: &str) -> String {
     format!("  {:<17}{value}", format!("{label}:"))
 }

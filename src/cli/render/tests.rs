@@ -260,3 +260,35 @@ fn device_rows_mark_default_state_and_this_device() {
     };
     assert!(device_row(&off, None).contains("🔴 offline"));
 }
+
+#[test]
+fn recent_tasks_name_the_end_the_title_the_time_and_the_page() {
+    use crate::status::{FinishedTask, TaskEnd};
+    let now = UNIX_EPOCH + Duration::from_secs(10_000);
+    let task = |task_id, title: &str, end, secs_ago| FinishedTask {
+        task_id,
+        title: title.to_owned(),
+        end,
+        ended_at: now - Duration::from_secs(secs_ago),
+    };
+    let lines = recent_tasks(
+        &[
+            task(7, "Fix the build", TaskEnd::Cancelled, 300),
+            task(6, "\u{1b}]52;c;aGk=\u{7}Tidy", TaskEnd::Completed, 5),
+        ],
+        "https://wegent.example.com",
+        now,
+    );
+    assert_eq!(
+        lines,
+        [
+            "  Recent tasks:".to_owned(),
+            "    Cancelled · Fix the build · 5 min ago — https://wegent.example.com/devices/chat?taskId=7".to_owned(),
+            "    Completed · Tidy · just now — https://wegent.example.com/devices/chat?taskId=6".to_owned(),
+        ]
+    );
+    assert_eq!(
+        recent_tasks(&[], "https://wegent.example.com", now),
+        ["  Recent tasks:    none yet"]
+    );
+}
