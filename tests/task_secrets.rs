@@ -3,14 +3,14 @@
 //! Its own test binary, so the captured global log sees every thread.
 #![cfg(unix)]
 
+#[path = "support/log_capture.rs"]
+mod log_capture;
 #[path = "support/mock_anthropic.rs"]
 mod mock_anthropic;
 #[path = "support/task_harness.rs"]
 mod task_harness;
 
-use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mock_anthropic::{MockAnthropic, Script};
@@ -22,30 +22,9 @@ const TASK_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.SECRET-task-token.sig0123";
 const EXTRA_TOKEN: &str = "extra-SECRET-env-token-0123";
 const SECRETS: [&str; 4] = [MODEL_KEY, GIT_TOKEN, TASK_TOKEN, EXTRA_TOKEN];
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payload_secrets_stay_out_of_argv_logs_files_and_events() {
-    let log = Captured::default();
-    let writer = log.clone();
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || writer.clone())
-            .finish(),
-    )
-    .unwrap();
+    log_capture::install();
 
     let mock = MockAnthropic::start(Script::Slow {
         chunks: 20,
@@ -87,7 +66,7 @@ async fn payload_secrets_stay_out_of_argv_logs_files_and_events() {
     // The key did reach the child (through its environment): the API saw it.
     assert_eq!(mock.requests()[0].api_key.as_deref(), Some(MODEL_KEY));
 
-    let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let log = log_capture::text();
     assert!(log.contains("claude started"), "the log capture works");
     let sent =
         serde_json::to_string(&events.iter().map(|e| &e.payload).collect::<Vec<_>>()).unwrap();
