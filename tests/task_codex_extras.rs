@@ -18,6 +18,8 @@
 mod log_capture;
 #[path = "support/mock_anthropic.rs"]
 mod mock_model;
+#[path = "support/procs.rs"]
+mod procs;
 #[path = "support/skills_backend.rs"]
 mod skills_backend;
 #[path = "support/task_harness.rs"]
@@ -38,6 +40,7 @@ use tokio::io::AsyncBufReadExt;
 use traced_device::assert_no_file_holds;
 use wegent_executor::config::TaskConfig;
 use wegent_executor::outbox::OutboundEvent;
+use wegent_executor::task::orphans;
 
 const HEADER_SECRET: &str = "hdr-SECRET-codex-mcp-header-5a1f";
 const ENV_SECRET: &str = "env-SECRET-codex-mcp-env-9c3e";
@@ -241,6 +244,84 @@ async fn a_stdio_mcp_server_answers_the_model_through_codex() {
     let mcp_json = run.rig.home.path().join("tasks/70/mcp.json");
     assert!(!mcp_json.exists(), "{}", mcp_json.display());
     run.assert_no_secret_leaked();
+}
+
+/// Codex starts a stdio MCP server in a process group of its own, with few variables. The
+/// server carries the device's process markers all the same, which is how a SIGKILLed device's
+/// sentinel (and its next start) finds it once Codex is gone: a server that stays alive after its
+/// stdin ends would otherwise live on. At the end of a turn it is gone too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stdio_mcp_server_carries_the_device_markers_and_does_not_outlive_the_turn() {
+    let mock = MockModel::start(Script::CallTool {
+        tool: "mcp__echo__echo".into(),
+        input: json!({"text": "ping"}),
+    })
+    .await;
+    let rig = codex_rig("http://127.0.0.1:9");
+    // Unique to this test process: finds this test's server only.
+    let tag = format!("linger-{}", std::process::id());
+    let mut p = codex_payload(74, 75, "use the echo tool", &mock);
+    p["bot"][0]["mcp_servers"] = json!([{"name": "echo", "type": "stdio", "command": python(),
+        "args": [echo_server(), "--linger", tag]}]);
+    // Its environment, read while it runs.
+    let environ = tokio::spawn({
+        let tag = tag.clone();
+        async move {
+            loop {
+                let found = procs::processes_with_arg(&tag).into_iter().find_map(|pid| {
+                    std::fs::read(format!("/proc/{pid}/environ"))
+                        .ok()
+                        .filter(|e| !e.is_empty())
+                });
+                if let Some(environ) = found {
+                    return environ;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    });
+    rig.manager.execute(p);
+    let events = rig.until_terminal(75).await;
+    let environ = tokio::time::timeout(task_harness::WAIT, environ)
+        .await
+        .expect("the MCP server ran")
+        .unwrap();
+    let vars: Vec<String> = environ
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    let run = format!("WEGENT_DEVICE_RUN={}", orphans::current_run());
+    assert!(vars.contains(&run), "{run} not in {vars:?}");
+    assert!(
+        vars.iter().any(|v| v.starts_with("WEGENT_DEVICE_TURN=75@")),
+        "no turn marker in {vars:?}"
+    );
+    assert_eq!(events.last().unwrap().name, "response.completed");
+    assert!(
+        final_text(events.last().unwrap()).contains("no-canary:ping"),
+        "the server answered"
+    );
+    let mut slots = rig.manager.slots();
+    tokio::time::timeout(task_harness::WAIT, slots.wait_for(|s| s.running.is_empty()))
+        .await
+        .expect("the slot is freed")
+        .unwrap();
+    let lingering = procs::processes_with_arg(&tag);
+    // Bounded: a kill's delivery is asynchronous. Killed here whatever happens.
+    let gone = tokio::time::timeout(Duration::from_secs(5), async {
+        while !procs::processes_with_arg(&tag).is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    for pid in procs::processes_with_arg(&tag) {
+        // SAFETY: kill only sends a signal, to this test's own MCP server.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    assert!(
+        gone.is_ok(),
+        "the MCP server outlived the turn: {lingering:?}"
+    );
 }
 
 /// The fixture as a streamable HTTP server requiring `headers`: `(child, its URL)`.

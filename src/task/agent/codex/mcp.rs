@@ -41,6 +41,24 @@ impl CodexMcp {
     pub fn thread_config(&self) -> Option<Value> {
         (!self.servers.is_empty()).then(|| json!({ "mcp_servers": self.servers }))
     }
+
+    /// Give every stdio server the variables `vars` (the device's process markers, see
+    /// `crate::task::orphans`). Codex starts a stdio server in a process group of its own with
+    /// only a short list of variables, so without them the end of the turn (or of the device)
+    /// would not find a server that ignores the end of its stdin, and it would live on.
+    pub fn mark_stdio_servers(&mut self, vars: &[(&str, &str)]) {
+        let stdio = self
+            .servers
+            .values_mut()
+            .filter(|s| s.get("command").is_some());
+        for server in stdio {
+            if let Some(env) = server["env"].as_object_mut() {
+                for (name, value) in vars {
+                    env.insert((*name).to_owned(), (*value).into());
+                }
+            }
+        }
+    }
 }
 
 /// Render `plan` for Codex.
@@ -240,5 +258,25 @@ mod tests {
     #[test]
     fn no_server_no_config() {
         assert_eq!(render(&McpPlan::default()).thread_config(), None);
+    }
+
+    #[test]
+    fn stdio_servers_carry_the_process_markers_and_http_servers_do_not() {
+        let mut out = render(&plan(json!({
+            "local": {"type": "stdio", "command": "srv", "env": {"A": "1"}},
+            "bare": {"type": "stdio", "command": "srv2"},
+            "remote": {"type": "http", "url": "http://127.0.0.1:1/mcp"},
+        })));
+        out.mark_stdio_servers(&[("WEGENT_DEVICE_RUN", "7-9"), ("WEGENT_DEVICE_TURN", "3@/t")]);
+        let config = out.thread_config().unwrap();
+        assert_eq!(
+            config["mcp_servers"]["local"]["env"],
+            json!({"A": "1", "WEGENT_DEVICE_RUN": "7-9", "WEGENT_DEVICE_TURN": "3@/t"})
+        );
+        assert_eq!(
+            config["mcp_servers"]["bare"]["env"]["WEGENT_DEVICE_RUN"],
+            "7-9"
+        );
+        assert!(config["mcp_servers"]["remote"].get("env").is_none());
     }
 }

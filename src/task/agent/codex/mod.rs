@@ -78,7 +78,13 @@ pub(crate) async fn run(
         }
     }
     // `extras::prepare` has already failed the task if the plan is an error.
-    let servers = req.extras.mcp.as_ref().map(mcp::render).unwrap_or_default();
+    let mut servers = req.extras.mcp.as_ref().map(mcp::render).unwrap_or_default();
+    let turn_id = orphans::turn_id(&dirs.codex_home, req.subtask_id);
+    let run = orphans::current_run();
+    servers.mark_stdio_servers(&[
+        (orphans::MARKER, run.as_str()),
+        (orphans::TURN_MARKER, turn_id.as_str()),
+    ]);
     for warning in &servers.warnings {
         // Not silently: the user may wonder why a tool is missing or renamed.
         tracing::warn!(task_id = req.task_id, "{warning}");
@@ -110,7 +116,7 @@ pub(crate) async fn run(
         cwd: &dirs.cwd,
         stdin: Stdin::Conversation(mapper.opening()),
         resume: resuming,
-        turn_id: orphans::turn_id(&dirs.codex_home, req.subtask_id),
+        turn_id,
         deadline,
     };
     let finished = turn::run(cmd, child_turn, &mut mapper, emitter, stop).await;
