@@ -314,6 +314,17 @@ async fn cancelling_a_codex_task_ends_it_cancelled_with_no_process_left() {
     let workspace = rig.workspace(task_id);
     let pids = procs::processes_with_cwd(&workspace);
     assert!(!pids.is_empty(), "codex runs in the task folder");
+    // The native binary itself, not npm's Node wrapper as its parent (one process, not two).
+    let programs: Vec<String> = pids
+        .iter()
+        .filter_map(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok())
+        .map(|exe| exe.display().to_string())
+        .collect();
+    assert!(
+        programs.iter().any(|p| p.ends_with("/bin/codex"))
+            && !programs.iter().any(|p| p.ends_with("/node")),
+        "{programs:?}"
+    );
     rig.server.cancel_task(USER, task_id).await.expect("cancel");
     let outcome = rig.terminal(task_id).await;
     assert_eq!(outcome.status, TaskStatus::Cancelled, "{outcome:?}");

@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod launch;
 pub mod mcp;
+pub mod native;
 pub mod stream;
 
 use tokio::process::Command;
@@ -62,6 +63,11 @@ pub(crate) async fn run(
         Ok(p) => p,
         Err(message) => return TaskFailure::AgentNotFound { agent, message }.event(),
     };
+    let native = native::behind_npm_wrapper(&program);
+    let (program, native_env) = match native {
+        Some(native) => (native.binary, native.env),
+        None => (program, Vec::new()),
+    };
     if let Some(message) = launch::unusable_model(&req.model) {
         return TaskFailure::Runtime(message).event();
     }
@@ -108,7 +114,8 @@ pub(crate) async fn run(
     child_env::prepare(&mut cmd)
         .args(launch::args(req))
         .envs(launch::env(req, dirs))
-        .envs(servers.env);
+        .envs(servers.env)
+        .envs(native_env);
     let child_turn = ChildTurn {
         agent: "codex",
         task_id: req.task_id,
