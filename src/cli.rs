@@ -191,6 +191,13 @@ pub enum Commands {
     Pause,
     /// Take new tasks again after `pause`.
     Resume,
+    /// Stop one task running or waiting on this machine's device (a service, another terminal,
+    /// the tray with the same home), as the tray's Stop does: the server records it cancelled,
+    /// "Stopped on this device by its user". Task ids are in `status` and in the `run` output.
+    Stop {
+        /// The task's id.
+        task_id: i64,
+    },
     /// Run the device as a service at login: a systemd user unit (Linux) or a launchd agent
     /// (macOS); the token stays in the OS keychain.
     Service {

@@ -234,6 +234,25 @@ impl Admission {
         }
     }
 
+    /// Stop the tasks `wegent-executor stop` asked for (`crate::stop_requests`), as the tray's
+    /// Stop does, answering whether each ran or waited here.
+    fn serve_stop_requests(&self) {
+        use crate::stop_requests::Reply;
+        crate::stop_requests::serve(&self.home, |task_id| {
+            let here = {
+                let slots = self.tasks.slots();
+                let slots = slots.borrow();
+                let mut ids = slots.running.iter().map(|t| t.task_id);
+                ids.any(|id| id == task_id) || slots.waiting.iter().any(|t| t.task_id == task_id)
+            };
+            if !here {
+                return Reply::NotHere;
+            }
+            self.tasks.stop_task(task_id);
+            Reply::Stopping
+        });
+    }
+
     /// Take no new task from now on, end the queued ones, and stop the session once the running
     /// ones have finished or `grace` has passed.
     fn drain(&self, grace: std::time::Duration, session: mpsc::Sender<SessionCommand>) {
@@ -270,6 +289,7 @@ async fn route_commands(
         let command = tokio::select! {
             _ = marker_poll.tick() => {
                 admission.follow_marker();
+                admission.serve_stop_requests();
                 continue;
             }
             command = commands.recv() => match command {

@@ -23,6 +23,7 @@ pub mod session;
 pub mod settings;
 pub mod sio;
 pub mod status;
+pub mod stop_requests;
 pub mod task;
 pub mod token;
 pub mod token_expiry;

@@ -437,6 +437,62 @@ async fn pause_and_resume_reach_the_running_device_and_status_shows_them() {
     );
 }
 
+/// `stop <task>` reaches the running device (another process, no socket): the task ends
+/// CANCELLED with the device's reason and its processes are gone, the device stays online; a
+/// task that is not there, and a home no device runs with, are each said so, exit 1.
+#[tokio::test(flavor = "multi_thread")]
+async fn stop_reaches_the_running_device_and_says_when_nothing_was_stopped() {
+    let mut task =
+        SlowTask::start(600, Duration::from_millis(100), &[], "write for a minute").await;
+    let pids = task.processes();
+    assert!(!pids.is_empty(), "the task runs in its folder");
+    let token = task.server.demo_token().unwrap();
+    let id = task.task_id.to_string();
+    let (code, text) = cli_output(task.home.path(), &task.server, &token, &["stop", &id]).await;
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&format!("Task {id} is being stopped")),
+        "{text}"
+    );
+    let outcome = task
+        .server
+        .wait_task_terminal(task.task_id, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, TaskStatus::Cancelled, "{outcome:?}");
+    assert_eq!(
+        outcome.error_message.as_deref(),
+        Some(wegent_executor::task::STOPPED_BY_USER)
+    );
+    procs::await_gone(&pids).await;
+
+    let (code, text) =
+        cli_output(task.home.path(), &task.server, &token, &["stop", "424242"]).await;
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("Task 424242 does not run or wait on this device"),
+        "{text}"
+    );
+    assert_eq!(
+        task.server.register_count(&task.device_id),
+        1,
+        "online all along"
+    );
+    sigterm(&task.child);
+    exits_cleanly(task.child, &mut task.lines).await;
+
+    let (code, text) = cli_output(task.home.path(), &task.server, &token, &["stop", &id]).await;
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("No running device took the request"),
+        "{text}"
+    );
+    assert!(
+        !task.home.path().join("stop-requests").join(&id).exists(),
+        "the request no device took is withdrawn"
+    );
+}
+
 /// SIGTERM drains: a task sent meanwhile is refused saying the device is shutting down, the
 /// running one streams to its end, then the device exits 0.
 #[tokio::test(flavor = "multi_thread")]

@@ -83,6 +83,45 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
         Commands::Service { action } => super::service::execute(&settings, action).await,
         Commands::Pause => set_paused(&settings, true),
         Commands::Resume => set_paused(&settings, false),
+        Commands::Stop { task_id } => stop_task(&settings, task_id).await,
+    }
+}
+
+/// How long `stop` waits for a running device to take its request (it looks every second).
+const STOP_ANSWER_WAIT: Duration = Duration::from_secs(5);
+
+async fn stop_task(settings: &Settings, task_id: i64) -> Result<(), CliError> {
+    use crate::stop_requests::{self, Reply};
+    let home = &settings.home.value;
+    stop_requests::request(home, task_id).map_err(|e| {
+        CliError::failed(format!(
+            "could not write the stop request in {}: {e}",
+            home.display()
+        ))
+    })?;
+    let deadline = tokio::time::Instant::now() + STOP_ANSWER_WAIT;
+    loop {
+        match stop_requests::take_reply(home, task_id) {
+            Some(Reply::Stopping) => {
+                println!("Task {task_id} is being stopped; the server records it cancelled.");
+                return Ok(());
+            }
+            Some(Reply::NotHere) => {
+                return Err(CliError::failed(format!(
+                    "Task {task_id} does not run or wait on this device (`wegent-executor status` lists the recent ones)."
+                )))
+            }
+            None if tokio::time::Instant::now() >= deadline => {
+                stop_requests::withdraw(home, task_id);
+                return Err(CliError::failed(format!(
+                    "No running device took the request within {} s: is `wegent-executor run` (or the tray) running with the home {}? Pass `--home` to reach another one.",
+                    STOP_ANSWER_WAIT.as_secs(),
+                    home.display()
+                )));
+            }
+            // The device looks every second: a short poll of one small file.
+            None => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
     }
 }
 
