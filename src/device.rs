@@ -242,8 +242,8 @@ impl Admission {
             let here = {
                 let slots = self.tasks.slots();
                 let slots = slots.borrow();
-                let mut ids = slots.running.iter().map(|t| t.task_id);
-                ids.any(|id| id == task_id) || slots.waiting.iter().any(|t| t.task_id == task_id)
+                slots.running.iter().any(|t| t.task_id == task_id)
+                    || slots.waiting.iter().any(|t| t.task_id == task_id)
             };
             if !here {
                 return Reply::NotHere;

@@ -4,7 +4,7 @@
 //! the app or the machine.
 
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +45,15 @@ pub fn record(recent: &mut Vec<FinishedTask>, event: &DeviceEvent, now: SystemTi
     );
     recent.truncate(RECENT_TASKS);
     true
+}
+
+/// How long ago `task` ended, as the tray and the CLI say it: `just now`, `5 min ago`. Coarse
+/// on purpose: the tray's menu is redrawn every second, and "just now" does not tick.
+pub fn ended_ago(task: &FinishedTask, now: SystemTime) -> String {
+    match now.duration_since(task.ended_at).unwrap_or_default() {
+        d if d < Duration::from_secs(60) => "just now".to_owned(),
+        d => format!("{} ago", crate::token_expiry::human_duration(d)),
+    }
 }
 
 pub fn file(home: &Path) -> PathBuf {
@@ -100,7 +109,7 @@ pub fn save(home: &Path, server: &str, tasks: &[FinishedTask]) -> std::io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::UNIX_EPOCH;
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)

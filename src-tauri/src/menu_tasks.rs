@@ -9,7 +9,6 @@ use wegent_executor::status::{DeviceStatus, FinishedTask, QueuedTask, RunningTas
 use crate::menu_action::{MenuAction, TurnRef};
 use crate::menu_ids as id;
 use crate::menu_model::{truncate, Entry};
-use crate::token_check::human_duration;
 
 /// "Running tasks (N)": a submenu per running task, then one per waiting task.
 pub fn tasks_submenu(status: &DeviceStatus, now: SystemTime) -> Entry {
@@ -141,17 +140,8 @@ pub fn recent_line(task: &FinishedTask, now: SystemTime) -> String {
         "{} · {} · {}",
         task.end.label(),
         title(&task.title, task.task_id),
-        ago(now.duration_since(task.ended_at).unwrap_or_default())
+        wegent_executor::recent::ended_ago(task, now)
     )
-}
-
-/// Coarse on purpose: the menu is redrawn every second, and "just now" does not tick.
-fn ago(d: Duration) -> String {
-    if d < Duration::from_secs(60) {
-        "just now".to_owned()
-    } else {
-        format!("{} ago", human_duration(d))
-    }
 }
 
 #[cfg(test)]

@@ -221,14 +221,11 @@ pub fn recent_tasks(tasks: &[FinishedTask], web_url: &str, now: SystemTime) -> V
     }
     let mut lines = vec![labelled("Recent tasks", "").trim_end().to_owned()];
     lines.extend(tasks.iter().map(|t| {
-        let ago = match now.duration_since(t.ended_at).unwrap_or_default() {
-            d if d < Duration::from_secs(60) => "just now".to_owned(),
-            d => format!("{} ago", crate::token_expiry::human_duration(d)),
-        };
         format!(
-            "    {} · {} · {ago} — {}",
+            "    {} · {} · {} — {}",
             t.end.label(),
             terminal_safe(&t.title),
+            crate::recent::ended_ago(t, now),
             crate::web_links::task_page_url(web_url, t.task_id)
         )
     }));
